@@ -1,0 +1,41 @@
+"""Wiring: settings -> storage, service, router, ASGI app."""
+
+from __future__ import annotations
+
+from fhir_server.config import Settings
+from fhir_server.core.service import FhirService
+from fhir_server.rest.asgi import FhirAsgiApp
+from fhir_server.rest.context import Context
+from fhir_server.rest.router import Router
+from fhir_server.rest.routes import ROUTES
+from fhir_server.storage.port import Storage
+from fhir_server.storage.sqlite import SqliteStorage
+
+
+def open_storage(settings: Settings) -> Storage:
+    """The adapter named by the storage URL's scheme."""
+    url = settings.storage
+    if url.startswith("sqlite:"):
+        return SqliteStorage(url, durability=settings.durability)
+    raise ValueError(f"Unsupported storage URL {url!r}; use sqlite:///path/to/file.db")
+
+
+def build_service(settings: Settings) -> FhirService:
+    return FhirService(open_storage(settings), settings)
+
+
+def build_app(settings: Settings | None = None) -> FhirAsgiApp:
+    """The ASGI app; storage opens on lifespan startup (and loads the demo if asked)."""
+    settings = settings or Settings.from_env()
+    service = build_service(settings)
+    router = Router(ROUTES, Context(service, settings))
+
+    async def startup() -> None:
+        await service.storage.open()
+        if settings.demo:
+            from fhir_server.demo import load_demo
+
+            await load_demo(service)
+
+    return FhirAsgiApp(router, settings.base_path, settings.max_body_bytes,
+                       startup, service.storage.close)

@@ -1,0 +1,75 @@
+"""Command line: ``alliance-fhir serve`` and ``alliance-fhir load``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import uvicorn
+
+from fhir_server.config import Settings
+from fhir_server.loader import load_paths
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = Settings.from_env(host=args.host, port=args.port, storage=args.storage,
+                                 workers=args.workers, durability=args.durability)
+    if args.demo:
+        asyncio.run(load_paths(settings, [demo_folder()], quiet=False, only_if_empty=True))
+    for field in fields(Settings):  # workers are separate processes: hand settings on
+        os.environ["FHIR_" + field.name.upper()] = str(getattr(settings, field.name))
+    uvicorn.run("fhir_server.app:build_app", factory=True, host=settings.host,
+                port=settings.port, workers=settings.workers, log_level=args.log_level,
+                access_log=False)
+    return 0
+
+
+def _load(args: argparse.Namespace) -> int:
+    settings = Settings.from_env(storage=args.storage,
+                                 check_references=False if args.no_check_references else None)
+    summary = asyncio.run(load_paths(settings, [Path(p) for p in args.paths],
+                                     batch_size=args.batch_size, quiet=args.quiet))
+    print(summary.line())
+    return 1 if summary.failed else 0
+
+
+def demo_folder() -> Path:
+    """``examples/demo`` of the source checkout (the README installs in editable mode)."""
+    return Path(__file__).resolve().parent.parent / "examples" / "demo"
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="alliance-fhir", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the FHIR server")
+    serve.add_argument("--host", help="bind address (FHIR_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (FHIR_PORT, default 8080)")
+    serve.add_argument("--storage", help="sqlite:///path.db (FHIR_STORAGE)")
+    serve.add_argument("--workers", type=int, help="worker processes (FHIR_WORKERS, default 1)")
+    serve.add_argument("--durability", choices=["normal", "full"],
+                       help="normal: survive kill -9; full: also power loss")
+    serve.add_argument("--demo", action="store_true", help="load the demo alliance first")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(run=_serve)
+    load = commands.add_parser("load", help="load Bundles / NDJSON files / folders")
+    load.add_argument("paths", nargs="+")
+    load.add_argument("--storage", help="sqlite:///path.db (FHIR_STORAGE)")
+    load.add_argument("--batch-size", type=int, default=500, help="resources per transaction")
+    load.add_argument("--no-check-references", action="store_true",
+                      help="skip referential integrity checks (faster bulk loads)")
+    load.add_argument("--quiet", action="store_true", help="no progress bar")
+    load.set_defaults(run=_load)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Settings from the command line, the environment (``FHIR_*``) and defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything configurable; each field ``x`` also reads ``FHIR_X`` from the environment."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    storage: str = "sqlite:///./alliance-fhir.db"
+    workers: int = 1
+    durability: str = "normal"  # "full": survive power loss (fsync every commit)
+    base_path: str = "/fhir"
+    max_body_bytes: int = 16 * 1024 * 1024
+    check_references: bool = True
+    allow_referenced_delete: bool = False
+    default_count: int = 20
+    max_count: int = 1000
+    demo: bool = False
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then ``FHIR_*`` variables, then explicit overrides (None is skipped)."""
+        environ = dict(os.environ) if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            raw = environ.get("FHIR_" + field.name.upper())
+            if raw is not None:
+                values[field.name] = _convert(raw, type(getattr(cls(), field.name)))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return replace(cls(), **values)
+
+
+def _convert(raw: str, kind: type) -> Any:
+    if kind is bool:
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    return kind(raw)

@@ -1,0 +1,78 @@
+"""The FhirError tree: every failure a client can cause, as a value with a status.
+
+    FhirError (400)                 bad request, structure or syntax
+    ├── Unprocessable (422)         valid JSON that breaks a FHIR rule (business rule, profile)
+    ├── NotFound (404)              no such type, resource or version
+    ├── Gone (410)                  the resource is deleted
+    ├── MethodNotAllowed (405)      the interaction is not supported on this path
+    ├── Conflict (409)              id clash, or delete of a referenced resource
+    ├── PreconditionFailed (412)    If-Match / conditional outcome mismatch
+    ├── PayloadTooLarge (413)
+    ├── NotAcceptable (406)         no representation the client accepts
+    └── UnsupportedMediaType (415)
+
+Only ``rest/`` turns them into HTTP responses (``rest/errors.py``).
+"""
+
+from __future__ import annotations
+
+from fhir_server.outcome import Issue
+
+
+class FhirError(Exception):
+    """A client-caused failure carrying OperationOutcome issues."""
+
+    status = 400
+    code = "invalid"
+
+    def __init__(self, message: str | list[Issue], expression: str | None = None) -> None:
+        if isinstance(message, list):
+            self.issues = message
+        else:
+            self.issues = [Issue(self.code, message, expression)]
+        super().__init__("; ".join(i.diagnostics for i in self.issues))
+
+
+class Unprocessable(FhirError):
+    status = 422
+    code = "processing"
+
+
+class NotFound(FhirError):
+    status = 404
+    code = "not-found"
+
+
+class Gone(FhirError):
+    status = 410
+    code = "deleted"
+
+
+class MethodNotAllowed(FhirError):
+    status = 405
+    code = "not-supported"
+
+
+class Conflict(FhirError):
+    status = 409
+    code = "conflict"
+
+
+class PreconditionFailed(FhirError):
+    status = 412
+    code = "conflict"
+
+
+class PayloadTooLarge(FhirError):
+    status = 413
+    code = "too-costly"
+
+
+class NotAcceptable(FhirError):
+    status = 406
+    code = "not-supported"
+
+
+class UnsupportedMediaType(FhirError):
+    status = 415
+    code = "not-supported"

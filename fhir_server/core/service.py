@@ -1,0 +1,214 @@
+"""The FHIR interactions over the storage port, knowing neither HTTP nor databases.
+
+One method per interaction of https://hl7.org/fhir/R4/http.html. Writes are prepared
+(validated, references found, a renderer built) as :class:`Write` values, so a single
+request and a transaction Bundle share the same preparation and commit path.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from fhir_server.config import Settings
+from fhir_server.core.errors import (
+    Conflict,
+    FhirError,
+    Gone,
+    NotFound,
+    PreconditionFailed,
+)
+from fhir_server.core.patch import Patcher
+from fhir_server.core.references import local_references
+from fhir_server.core.registry import ResourceRegistry
+from fhir_server.core.versioning import renderer
+from fhir_server.outcome import Issue, has_errors
+from fhir_server.storage.port import (
+    AlreadyExists,
+    CommitOptions,
+    HistoryPage,
+    HistoryQuery,
+    IntegrityError,
+    ListPage,
+    Storage,
+    StoredVersion,
+    VersionConflict,
+    Write,
+)
+from fhir_server.validation.structure import StructureValidator
+
+IdSource = Callable[[], str]
+PATCH_RETRIES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A validated write, ready to commit alone or inside a transaction."""
+
+    write: Write
+    resource: dict | None
+
+
+class FhirService:
+    """Interactions on resources; wired in ``app.py``."""
+
+    def __init__(self, storage: Storage, settings: Settings,
+                 registry: ResourceRegistry | None = None,
+                 validator: StructureValidator | None = None,
+                 new_id: IdSource | None = None) -> None:
+        self.storage = storage
+        self.settings = settings
+        self.registry = registry or ResourceRegistry()
+        self.validator = validator or StructureValidator()
+        self.new_id = new_id or (lambda: str(uuid.uuid4()))
+        self.options = CommitOptions(settings.check_references,
+                                     settings.allow_referenced_delete)
+
+    # -- checks ------------------------------------------------------------------------
+
+    def check_type(self, resource_type: str) -> None:
+        if not self.registry.is_supported(resource_type):
+            raise NotFound(f"Resource type '{resource_type}' is not supported by this server",
+                           resource_type)
+
+    def validate(self, resource: dict, resource_type: str, prefix: str = "") -> None:
+        """Structure validation; raises a 400 listing every error."""
+        issues = self.validator.validate(resource, resource_type)
+        if has_errors(issues):
+            if prefix:
+                issues = [Issue(i.code, i.diagnostics, f"{prefix}.{i.expression}"
+                                if i.expression else prefix, i.severity) for i in issues]
+            raise FhirError(issues)
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def read(self, resource_type: str, id: str) -> StoredVersion:
+        self.check_type(resource_type)
+        current = await self.storage.read(resource_type, id)
+        if current is None:
+            raise NotFound(f"{resource_type}/{id} is not known", f"{resource_type}/{id}")
+        if current.deleted:
+            raise Gone(f"{resource_type}/{id} was deleted in version {current.version}",
+                       f"{resource_type}/{id}")
+        return current
+
+    async def vread(self, resource_type: str, id: str, version: str) -> StoredVersion:
+        self.check_type(resource_type)
+        if not version.isdigit():
+            raise NotFound(f"Version {version!r} of {resource_type}/{id} is not known")
+        found = await self.storage.vread(resource_type, id, int(version))
+        if found is None:
+            raise NotFound(f"{resource_type}/{id}/_history/{version} is not known")
+        if found.deleted:
+            raise Gone(f"{resource_type}/{id} version {version} is a deletion")
+        return found
+
+    async def history(self, query: HistoryQuery) -> HistoryPage:
+        if query.resource_type:
+            self.check_type(query.resource_type)
+        return await self.storage.history(query)
+
+    async def list(self, resource_type: str, ids: Sequence[str] | None, count: int,
+                   offset: int) -> ListPage:
+        self.check_type(resource_type)
+        return await self.storage.list_current(resource_type, ids, count, offset)
+
+    # -- preparing writes ----------------------------------------------------------------
+
+    def prepare_create(self, resource_type: str, resource: dict, prefix: str = "",
+                       id: str | None = None) -> Prepared:
+        """Create with a server-assigned id (any id in the body is ignored, as the spec says)."""
+        self.check_type(resource_type)
+        resource["id"] = id or self.new_id()
+        self.validate(resource, resource_type, prefix)
+        return Prepared(self._write("create", resource), resource)
+
+    def prepare_update(self, resource_type: str, id: str, resource: dict,
+                       if_match: int | None = None, prefix: str = "") -> Prepared:
+        self.check_type(resource_type)
+        body_id = resource.get("id")
+        if body_id is None:
+            raise FhirError("The resource must carry an id for update",
+                            f"{prefix or resource_type}.id")
+        if body_id != id:
+            raise FhirError(f"The resource id {body_id!r} does not match the URL id {id!r}",
+                            f"{prefix or resource_type}.id")
+        self.validate(resource, resource_type, prefix)
+        return Prepared(self._write("update", resource, if_match), resource)
+
+    def prepare_delete(self, resource_type: str, id: str,
+                       if_match: int | None = None) -> Prepared:
+        self.check_type(resource_type)
+        return Prepared(Write("delete", resource_type, id, if_match=if_match), None)
+
+    def _write(self, kind: str, resource: dict, if_match: int | None = None) -> Write:
+        refs = local_references(resource, self.registry.is_supported)
+        return Write(kind, resource["resourceType"], resource["id"],  # type: ignore[arg-type]
+                     renderer(resource), if_match, refs)
+
+    # -- committing --------------------------------------------------------------------
+
+    async def commit(self, prepared: Sequence[Prepared],
+                     options: CommitOptions | None = None) -> list[StoredVersion]:
+        """Commit prepared writes atomically; port errors become FhirErrors."""
+        try:
+            return await self.storage.commit([p.write for p in prepared], options or self.options)
+        except VersionConflict as error:
+            raise PreconditionFailed(
+                f"{error.resource_type}/{error.id}: If-Match expects version {error.expected}"
+                f" but the current version is {error.actual or 'none'}",
+                f"{error.resource_type}/{error.id}") from None
+        except AlreadyExists as error:
+            raise Conflict(str(error), f"{error.resource_type}/{error.id}") from None
+        except IntegrityError as error:
+            raise _integrity_error(error) from None
+
+    async def create(self, resource_type: str, resource: dict) -> StoredVersion:
+        return (await self.commit([self.prepare_create(resource_type, resource)]))[0]
+
+    async def update(self, resource_type: str, id: str, resource: dict,
+                     if_match: int | None = None) -> StoredVersion:
+        return (await self.commit([self.prepare_update(resource_type, id, resource,
+                                                       if_match)]))[0]
+
+    async def prepare_patch(self, resource_type: str, id: str, patch: Patcher,
+                            if_match: int | None = None, prefix: str = "") -> Prepared:
+        """Read the current version, apply the patch, prepare it as a version-checked update."""
+        current = await self.read(resource_type, id)
+        if if_match is not None and current.version != if_match:
+            raise PreconditionFailed(f"{resource_type}/{id}: If-Match expects version "
+                                     f"{if_match} but the current version is {current.version}")
+        patched = patch(orjson.loads(current.content))
+        if not isinstance(patched, dict) or patched.get("resourceType") != resource_type:
+            raise FhirError("The patch must not change the resourceType", "resourceType")
+        return self.prepare_update(resource_type, id, patched, current.version, prefix)
+
+    async def patch(self, resource_type: str, id: str, patch: Patcher,
+                    if_match: int | None = None) -> StoredVersion:
+        """Patch; without If-Match a concurrent write is retried, never silently lost."""
+        for _ in range(PATCH_RETRIES):
+            prepared = await self.prepare_patch(resource_type, id, patch, if_match)
+            try:
+                return (await self.commit([prepared]))[0]
+            except PreconditionFailed:
+                if if_match is not None:
+                    raise
+        raise Conflict(f"{resource_type}/{id} changed during the patch; try again")
+
+    async def delete(self, resource_type: str, id: str,
+                     if_match: int | None = None) -> StoredVersion:
+        return (await self.commit([self.prepare_delete(resource_type, id, if_match)]))[0]
+
+
+def _integrity_error(error: IntegrityError) -> FhirError:
+    if error.referenced:
+        issues = [Issue("conflict", f"{t}/{i} is still referenced by {', '.join(by)}",
+                        f"{t}/{i}") for t, i, by in error.referenced]
+        return Conflict(issues)
+    issues = [Issue("not-found", f"The reference {ref.resource_type}/{ref.id} does not "
+                    f"resolve to a resource on this server", ref.expression)
+              for ref in error.dangling]
+    return FhirError(issues)

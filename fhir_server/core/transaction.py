@@ -1,0 +1,162 @@
+"""Transaction Bundles: the atomic write part (https://hl7.org/fhir/R4/http.html#transaction).
+
+Processing order as the spec gives it: DELETE, then POST, then PUT/PATCH (GET/HEAD entries
+are read after the commit by the caller). Server ids are assigned to POST entries first, and
+every ``fullUrl`` (``urn:uuid:…``, ``urn:oid:…`` or absolute) is rewritten to ``Type/id`` in
+every reference of every entry; then all writes are committed at once, or none.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from fhir_server.core.errors import FhirError
+from fhir_server.core.patch import JSON_PATCH, Patcher, patcher
+from fhir_server.core.references import rewrite_references
+from fhir_server.core.service import FhirService, Prepared
+from fhir_server.core.versioning import parse_etag
+from fhir_server.storage.port import CommitOptions, StoredVersion
+
+WRITE_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2}
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+@dataclass(slots=True, eq=False)
+class Entry:
+    """One Bundle.entry as a request (hashed by identity)."""
+
+    index: int
+    method: str
+    url: str  # relative to the base, without leading slash
+    resource: dict | None
+    full_url: str | None
+    if_match: int | None
+
+    @property
+    def where(self) -> str:
+        return f"Bundle.entry[{self.index}]"
+
+    @property
+    def parts(self) -> list[str]:
+        return [p for p in urlsplit(self.url).path.split("/") if p]
+
+    @property
+    def query(self) -> str:
+        return urlsplit(self.url).query
+
+
+def parse_bundle(bundle: Any, allowed: tuple[str, ...] = ("transaction", "batch")) -> str:
+    """Check a Bundle's outline and return its type."""
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise FhirError("The body must be a Bundle", "Bundle")
+    kind = bundle.get("type")
+    if kind not in allowed:
+        raise FhirError(f"Bundle.type must be one of {', '.join(allowed)}, not {kind!r}",
+                        "Bundle.type")
+    entries = bundle.get("entry", [])
+    if not isinstance(entries, list):
+        raise FhirError("Bundle.entry must be an array", "Bundle.entry")
+    return kind
+
+
+def parse_entry(raw: Any, index: int, base_url: str) -> Entry:
+    """One entry's request; errors name ``Bundle.entry[i].request…``."""
+    where = f"Bundle.entry[{index}]"
+    if not isinstance(raw, dict) or not isinstance(raw.get("request"), dict):
+        raise FhirError("Each entry needs a request", f"{where}.request")
+    request = raw["request"]
+    method = request.get("method")
+    if method not in METHODS:
+        raise FhirError(f"Unknown request.method {method!r}", f"{where}.request.method")
+    url = request.get("url")
+    if not isinstance(url, str) or not url.strip():
+        raise FhirError("request.url is required", f"{where}.request.url")
+    url = url.removeprefix(base_url).strip("/")
+    resource = raw.get("resource")
+    if resource is not None and not isinstance(resource, dict):
+        raise FhirError("entry.resource must be an object", f"{where}.resource")
+    if method in ("POST", "PUT", "PATCH") and resource is None:
+        raise FhirError(f"A {method} entry needs a resource", f"{where}.resource")
+    tag = request.get("ifMatch")
+    return Entry(index, method, url, resource, raw.get("fullUrl"),
+                 parse_etag(tag) if isinstance(tag, str) else None)
+
+
+def entry_patcher(entry: Entry) -> Patcher:
+    """A PATCH entry's resource: a Binary holding JSON Patch, or FHIRPath Patch Parameters."""
+    resource = entry.resource or {}
+    if resource.get("resourceType") == "Binary":
+        try:
+            data = base64.b64decode(resource.get("data", ""), validate=True)
+        except ValueError:
+            raise FhirError("Binary.data is not base64", f"{entry.where}.resource.data") from None
+        return patcher(resource.get("contentType") or JSON_PATCH, data)
+    return patcher("application/fhir+json", orjson.dumps(resource))
+
+
+class TransactionPlanner:
+    """Turns the write entries of a transaction into one atomic commit."""
+
+    def __init__(self, service: FhirService) -> None:
+        self.service = service
+
+    async def commit(self, entries: list[Entry],
+                     options: CommitOptions | None = None) -> dict[int, StoredVersion]:
+        writes = [e for e in entries if e.method in WRITE_ORDER]
+        targets = self._assign_ids(writes)
+        mapping = {e.full_url: f"{t}/{i}" for e, (t, i) in targets.items() if e.full_url}
+        for entry in writes:
+            if entry.resource is not None and entry.method != "PATCH":
+                rewrite_references(entry.resource, mapping)
+        self._refuse_duplicates(targets)
+        prepared: list[tuple[Entry, Prepared]] = []
+        for entry in sorted(writes, key=lambda e: WRITE_ORDER[e.method]):
+            prepared.append((entry, await self._prepare(entry, *targets[entry])))
+        results = await self.service.commit([p for _, p in prepared], options)
+        return {entry.index: result for (entry, _), result in zip(prepared, results, strict=True)}
+
+    def _assign_ids(self, writes: list[Entry]) -> dict[Entry, tuple[str, str]]:
+        targets: dict[Entry, tuple[str, str]] = {}
+        for entry in writes:
+            parts = entry.parts
+            if entry.method == "POST":
+                if len(parts) != 1:
+                    raise FhirError("A POST entry's url must be a resource type",
+                                    f"{entry.where}.request.url")
+                targets[entry] = (parts[0], self.service.new_id())
+            else:
+                if len(parts) != 2 or entry.query:
+                    raise FhirError(f"A {entry.method} entry's url must be [type]/[id]",
+                                    f"{entry.where}.request.url")
+                targets[entry] = (parts[0], parts[1])
+        return targets
+
+    @staticmethod
+    def _refuse_duplicates(targets: dict[Entry, tuple[str, str]]) -> None:
+        seen: dict[tuple[str, str], Entry] = {}
+        for entry, target in targets.items():
+            if target in seen:
+                raise FhirError(f"{target[0]}/{target[1]} appears in more than one entry "
+                                f"({seen[target].where} and {entry.where})", entry.where)
+            seen[target] = entry
+
+    async def _prepare(self, entry: Entry, rtype: str, rid: str) -> Prepared:
+        service, prefix = self.service, f"{entry.where}.resource"
+        service.check_type(rtype)
+        if entry.method == "DELETE":
+            return service.prepare_delete(rtype, rid, entry.if_match)
+        if entry.method == "PATCH":
+            return await service.prepare_patch(rtype, rid, entry_patcher(entry), entry.if_match,
+                                               prefix)
+        resource = entry.resource or {}
+        if resource.get("resourceType") != rtype:
+            raise FhirError(f"The resource is a {resource.get('resourceType')} but the url "
+                            f"names {rtype}", f"{prefix}.resourceType")
+        if entry.method == "POST":
+            return service.prepare_create(rtype, resource, prefix, id=rid)
+        return service.prepare_update(rtype, rid, resource, entry.if_match, prefix)

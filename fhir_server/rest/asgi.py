@@ -1,0 +1,106 @@
+"""The ASGI edge: scope and body in, FhirRequest to the router, FhirResponse out.
+
+A plain ASGI class (no framework on the hot path): it strips the FHIR base path, enforces
+the body size limit (413) before reading more than allowed, and runs the lifespan hooks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fhir_server.core.errors import FhirError, NotFound, PayloadTooLarge
+from fhir_server.rest.render import outcome_response
+from fhir_server.rest.request import FhirRequest, FhirResponse
+from fhir_server.rest.router import Router
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Hook = Callable[[], Awaitable[None]]
+log = logging.getLogger("fhir_server")
+
+
+class FhirAsgiApp:
+    """ASGI application serving the FHIR API under ``base_path``."""
+
+    def __init__(self, router: Router, base_path: str, max_body_bytes: int,
+                 startup: Hook | None = None, shutdown: Hook | None = None) -> None:
+        self.router = router
+        self.base_path = "/" + base_path.strip("/") if base_path.strip("/") else ""
+        self.max_body_bytes = max_body_bytes
+        self.startup, self.shutdown = startup, shutdown
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            response = await self._handle(scope, receive)
+            await _send(send, response)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _handle(self, scope: Scope, receive: Receive) -> FhirResponse:
+        path: str = scope["path"]
+        base = self.base_path
+        if base and path != base and not path.startswith(base + "/"):
+            error = NotFound(f"No FHIR endpoint at {path}; the FHIR base is {base}")
+            return outcome_response(404, error.issues)
+        headers: dict[str, str] = {}
+        for raw_key, raw_value in scope["headers"]:
+            key, value = raw_key.decode("latin-1").lower(), raw_value.decode("latin-1")
+            headers[key] = f"{headers[key]},{value}" if key in headers else value
+        try:
+            body = await self._body(receive, headers) if scope["method"] != "GET" else b""
+        except FhirError as error:
+            return outcome_response(error.status, error.issues)
+        host = headers.get("host") or "{}:{}".format(*(scope.get("server") or ("localhost", 80)))
+        request = FhirRequest(
+            method=scope["method"],
+            path=path[len(base):].strip("/"),
+            query=parse_qsl(scope["query_string"].decode("utf-8", "replace"),
+                            keep_blank_values=True),
+            headers=headers,
+            body=body,
+            base_url=f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}{base}",
+        )
+        return await self.router.dispatch(request)
+
+    async def _body(self, receive: Receive, headers: dict[str, str]) -> bytes:
+        limit = self.max_body_bytes
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(f"The body ({declared} bytes) exceeds the limit of {limit}")
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"The body exceeds the limit of {limit} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            kind = message["type"]
+            hook = self.startup if kind == "lifespan.startup" else self.shutdown
+            try:
+                if hook is not None:
+                    await hook()
+            except Exception as error:
+                log.exception("lifespan %s failed", kind)
+                await send({"type": kind + ".failed", "message": str(error)})
+                return
+            await send({"type": kind + ".complete"})
+            if kind == "lifespan.shutdown":
+                return
+
+
+async def _send(send: Send, response: FhirResponse) -> None:
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+    headers.append((b"content-length", str(len(response.body)).encode()))
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})

@@ -1,0 +1,23 @@
+"""Reading a resource body of a write request: media type, JSON, resourceType."""
+
+from __future__ import annotations
+
+from fhir_server.core.errors import FhirError
+from fhir_server.core.jsonio import parse_resource
+from fhir_server.core.versioning import parse_etag
+from fhir_server.rest.negotiation import check_content_type
+from fhir_server.rest.request import FhirRequest
+
+
+def resource_body(request: FhirRequest, resource_type: str) -> dict:
+    check_content_type(request)
+    resource = parse_resource(request.body)
+    if resource["resourceType"] != resource_type:
+        raise FhirError(f"The body is a {resource['resourceType']} but the URL names "
+                        f"{resource_type}", "resourceType")
+    return resource
+
+
+def if_match(request: FhirRequest) -> int | None:
+    value = request.header("if-match")
+    return parse_etag(value) if value else None

@@ -1,0 +1,85 @@
+"""Routing as data: method, path pattern, interaction code, handler.
+
+Patterns are ``/``-separated segments, literal or ``{name}``; among the routes that match,
+the one with most literal segments wins (so ``Patient/_history`` beats ``Patient/{id}``).
+Errors are caught once here and become OperationOutcome responses.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from fhir_server.core.errors import FhirError, MethodNotAllowed
+from fhir_server.outcome import Issue
+from fhir_server.rest.context import Context
+from fhir_server.rest.negotiation import check_accept
+from fhir_server.rest.render import outcome_response
+from fhir_server.rest.request import FhirRequest, FhirResponse
+
+Handler = Callable[[Context, FhirRequest, dict[str, str]], Awaitable[FhirResponse]]
+log = logging.getLogger("fhir_server")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    pattern: str
+    interaction: str  # the FHIR code: read, vread, search-type, ...
+    handler: Handler
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        return tuple(s for s in self.pattern.split("/") if s)
+
+    @property
+    def literals(self) -> int:
+        return sum(1 for s in self.segments if not s.startswith("{"))
+
+
+class Router:
+    """Dispatches a FhirRequest to the best matching route."""
+
+    def __init__(self, routes: list[Route], context: Context) -> None:
+        self.routes = routes
+        self.context = context
+        context.router = self
+        self._table: dict[tuple[str, int], list[tuple[tuple[str, ...], Route]]] = {}
+        for route in sorted(routes, key=lambda r: -r.literals):
+            key = (route.method, len(route.segments))
+            self._table.setdefault(key, []).append((route.segments, route))
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        parts = [p for p in path.split("/") if p]
+        for segments, route in self._table.get((method, len(parts)), ()):
+            args: dict[str, str] = {}
+            for pattern, part in zip(segments, parts, strict=True):
+                if pattern.startswith("{"):
+                    args[pattern[1:-1]] = part
+                elif pattern != part:
+                    break
+            else:
+                return route, args
+        return None
+
+    async def dispatch(self, request: FhirRequest) -> FhirResponse:
+        try:
+            check_accept(request)
+            found = self.match(request.method, request.path)
+            if found is None:
+                raise self._no_route(request)
+            route, args = found
+            return await route.handler(self.context, request, args)
+        except FhirError as error:
+            return outcome_response(error.status, error.issues)
+        except Exception:
+            log.exception("internal error on %s %s", request.method, request.path)
+            return outcome_response(500, [Issue("exception", "Internal server error",
+                                                severity="fatal")])
+
+    def _no_route(self, request: FhirRequest) -> FhirError:
+        parts = [p for p in request.path.split("/") if p]
+        if any(self.match(m, request.path) for m in ("GET", "POST", "PUT", "PATCH", "DELETE")):
+            return MethodNotAllowed(f"{request.method} is not allowed on /{request.path}")
+        return FhirError(f"No FHIR interaction answers {request.method} /{'/'.join(parts)}")

@@ -1,0 +1,33 @@
+"""The route table: every FHIR interaction this server answers, one line each."""
+
+from __future__ import annotations
+
+from fhir_server.rest.interactions.capabilities import capabilities
+from fhir_server.rest.interactions.create import create
+from fhir_server.rest.interactions.delete import delete
+from fhir_server.rest.interactions.history import history
+from fhir_server.rest.interactions.patch import patch
+from fhir_server.rest.interactions.read import read
+from fhir_server.rest.interactions.root import root
+from fhir_server.rest.interactions.search_type import search_type
+from fhir_server.rest.interactions.transaction import transaction
+from fhir_server.rest.interactions.update import update
+from fhir_server.rest.interactions.vread import vread
+from fhir_server.rest.router import Route
+
+ROUTES: list[Route] = [
+    Route("GET", "metadata", "capabilities", capabilities),
+    Route("GET", "", "root", root),
+    Route("POST", "", "transaction", transaction),
+    Route("GET", "_history", "history-system", history),
+    Route("GET", "{type}", "search-type", search_type),
+    Route("POST", "{type}/_search", "search-type", search_type),
+    Route("POST", "{type}", "create", create),
+    Route("GET", "{type}/_history", "history-type", history),
+    Route("GET", "{type}/{id}", "read", read),
+    Route("PUT", "{type}/{id}", "update", update),
+    Route("PATCH", "{type}/{id}", "patch", patch),
+    Route("DELETE", "{type}/{id}", "delete", delete),
+    Route("GET", "{type}/{id}/_history", "history-instance", history),
+    Route("GET", "{type}/{id}/_history/{vid}", "vread", vread),
+]

@@ -1,0 +1,148 @@
+"""The storage port: what core needs from a database, and nothing about HTTP.
+
+Every adapter (``sqlite``; ``mongo`` later) implements :class:`Storage` and passes the
+contract suite in ``tests/storage``. Versions are assigned by the adapter at commit time
+(``version`` = previous + 1, ``last_updated`` = the commit's instant), because only the
+commit knows them; core supplies ``Write.render`` to turn a resource plus those two values
+into its canonical bytes. Spec: https://hl7.org/fhir/R4/http.html (versioning, history).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+WriteKind = Literal["create", "update", "delete"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVersion:
+    """One version of a resource as stored: canonical JSON bytes, or a deletion."""
+
+    resource_type: str
+    id: str
+    version: int
+    last_updated_ms: int
+    deleted: bool
+    content: bytes  # b"" for a deletion
+    created: bool = False  # set by commit: this write made the resource exist anew
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """An outgoing reference of a written resource, for referential integrity."""
+
+    resource_type: str
+    id: str
+    expression: str  # where it stands, e.g. "Observation.subject"
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One change inside an atomic commit."""
+
+    kind: WriteKind
+    resource_type: str
+    id: str
+    render: Callable[[int, int], bytes] | None = None  # (version, last_updated_ms) -> bytes
+    if_match: int | None = None  # the version the client expects to be current
+    references: tuple[Reference, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CommitOptions:
+    check_references: bool = True  # dangling relative references fail the commit
+    allow_referenced_delete: bool = False  # else deleting a referenced resource fails
+
+
+DEFAULT_OPTIONS = CommitOptions()
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    resource_type: str | None = None  # None: system level
+    id: str | None = None  # set: instance level
+    since_ms: int | None = None
+    at_ms: int | None = None
+    count: int = 50
+    before_seq: int | None = None  # paging cursor: entries older than this position
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    seq: int
+    version: StoredVersion
+    method: str  # POST, PUT or DELETE
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    entries: list[HistoryEntry]
+    total: int
+    next_seq: int | None  # cursor of the next page, None on the last
+
+
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    contents: list[bytes]
+    total: int
+
+
+class StorageError(Exception):
+    """Base of the port's errors; core maps each to a FhirError."""
+
+
+class VersionConflict(StorageError):
+    def __init__(self, resource_type: str, id: str, expected: int, actual: int | None) -> None:
+        self.resource_type, self.id = resource_type, id
+        self.expected, self.actual = expected, actual
+        super().__init__(f"{resource_type}/{id}: expected version {expected}, found {actual}")
+
+
+class AlreadyExists(StorageError):
+    def __init__(self, resource_type: str, id: str) -> None:
+        self.resource_type, self.id = resource_type, id
+        super().__init__(f"{resource_type}/{id} already exists")
+
+
+class IntegrityError(StorageError):
+    """Dangling references, or deletes of resources that others still reference."""
+
+    def __init__(self, dangling: Sequence[Reference] = (),
+                 referenced: Sequence[tuple[str, str, list[str]]] = ()) -> None:
+        self.dangling = list(dangling)
+        self.referenced = list(referenced)  # (type, id, ["Type/id" of referrers])
+        super().__init__("referential integrity")
+
+
+class Storage(Protocol):
+    """One method per storage need of the interactions."""
+
+    async def open(self) -> None:
+        """Create or migrate the schema; start workers."""
+
+    async def close(self) -> None:
+        """Finish pending writes and release every connection."""
+
+    async def read(self, resource_type: str, id: str) -> StoredVersion | None:
+        """The current version (``deleted`` set when its last version is a deletion)."""
+
+    async def vread(self, resource_type: str, id: str, version: int) -> StoredVersion | None:
+        """One version by number (https://hl7.org/fhir/R4/http.html#vread)."""
+
+    async def commit(self, writes: Sequence[Write],
+                     options: CommitOptions = DEFAULT_OPTIONS) -> list[StoredVersion]:
+        """Apply all writes atomically, in order; return the new version of each.
+
+        A delete of a missing or already deleted resource changes nothing and returns its
+        current state. Raises VersionConflict, AlreadyExists or IntegrityError; then nothing
+        of the commit is applied.
+        """
+
+    async def history(self, query: HistoryQuery) -> HistoryPage:
+        """Versions newest first (https://hl7.org/fhir/R4/http.html#history)."""
+
+    async def list_current(self, resource_type: str, ids: Sequence[str] | None,
+                           count: int, offset: int) -> ListPage:
+        """Current, non-deleted resources of a type, optionally restricted to ids."""

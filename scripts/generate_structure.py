@@ -1,0 +1,120 @@
+"""Generate ``fhir_server/validation/r4_structure.json`` from the official R4 definitions.
+
+The table is what the structure validator and the ``_summary`` filter read at start-up:
+
+    {"primitives": {code: {"json": "string|boolean|integer|number", "regex": str|None}},
+     "resources": [names],
+     "types": {key: {name: [type codes, min, max, summary, choice base or ""]}}}
+
+A key is a type name (``Patient``, ``HumanName``) or the path of a backbone element
+(``Patient.contact``); a type code of a backbone element is ``#`` plus its key. Choice
+elements are expanded to their JSON names (``valueQuantity``) with one type each; ``max`` is
+-1 for ``*``. Run: ``python scripts/generate_structure.py`` (fetches the npm package once).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+from fhir_server.tools import r4_package
+
+OUT = Path(__file__).resolve().parent.parent / "fhir_server" / "validation" / "r4_structure.json"
+FHIR_TYPE = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type"
+REGEX = "http://hl7.org/fhir/StructureDefinition/regex"
+JSON_KIND = {
+    "boolean": "boolean",
+    "integer": "integer",
+    "positiveInt": "integer",
+    "unsignedInt": "integer",
+    "decimal": "number",
+}
+
+
+def _ext(items: list[dict], url: str) -> str | None:
+    for item in items or []:
+        if item.get("url") == url:
+            return item.get("valueUrl") or item.get("valueString")
+    return None
+
+
+def _type_code(type_entry: dict) -> str:
+    code = type_entry["code"]
+    if code.startswith("http://hl7.org/fhirpath/System."):
+        return _ext(type_entry.get("extension", []), FHIR_TYPE) or "string"
+    return code
+
+
+def _primitives(type_defs: list[dict]) -> dict:
+    table = {}
+    for sd in type_defs:
+        if sd["kind"] != "primitive-type":
+            continue
+        value = next(e for e in sd["snapshot"]["element"] if e["path"].endswith(".value"))
+        regex = _ext(value["type"][0].get("extension", []), REGEX)
+        table[sd["id"]] = {"json": JSON_KIND.get(sd["id"], "string"), "regex": regex}
+    return table
+
+
+def _element_types(element: dict) -> list[str]:
+    if "contentReference" in element:
+        return [element["contentReference"]]
+    if not element.get("type"):
+        return []
+    codes = [_type_code(t) for t in element["type"]]
+    if codes in (["BackboneElement"], ["Element"]) and "." in element["path"]:
+        return ["#" + element["path"]]
+    return codes
+
+
+def _structures(definitions: list[dict]) -> dict:
+    types: dict[str, dict] = {}
+    for sd in definitions:
+        if sd["kind"] == "primitive-type" or sd.get("derivation") == "constraint":
+            continue
+        root = sd["type"]
+        for element in sd["snapshot"]["element"]:
+            path = element["path"]
+            if "." not in path:
+                types.setdefault(root, {})
+                continue
+            parent, name = path.rsplit(".", 1)
+            owner = types.setdefault(root if parent == root else parent, {})
+            codes = _element_types(element)
+            if codes and codes[0].startswith("#"):
+                types.setdefault(codes[0][1:], {})
+            max_ = -1 if element["max"] == "*" else int(element["max"])
+            summary = bool(element.get("isSummary"))
+            if name.endswith("[x]"):
+                base = name[:-3]
+                for code in codes:
+                    json_name = base + code[0].upper() + code[1:]
+                    owner[json_name] = [[code], element["min"], max_, summary, base]
+            else:
+                owner[name] = [codes, element["min"], max_, summary, ""]
+    return types
+
+
+def main() -> None:
+    type_defs = list(r4_package.bundle_resources("Bundle-types.json"))
+    resource_defs = [
+        r for r in r4_package.bundle_resources("Bundle-resources.json")
+        if r["resourceType"] == "StructureDefinition"
+    ]
+    resources = sorted(
+        sd["id"] for sd in resource_defs
+        if sd["kind"] == "resource" and not sd.get("abstract")
+    )
+    table = {
+        "fhirVersion": "4.0.1",
+        "primitives": _primitives(type_defs),
+        "resources": resources,
+        "types": _structures(type_defs + resource_defs),
+    }
+    OUT.write_bytes(orjson.dumps(table, option=orjson.OPT_SORT_KEYS) + b"\n")
+    print(f"wrote {OUT} ({OUT.stat().st_size // 1024} KiB, {len(table['types'])} types)")
+
+
+if __name__ == "__main__":
+    main()
