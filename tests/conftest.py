@@ -2,55 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+from support import Client
 
 from fhir_server.app import build_app
 from fhir_server.config import Settings
-from fhir_server.rest.asgi import FhirAsgiApp
-
-
-class Client:
-    """A synchronous httpx client over the ASGI app, with its lifespan run around it."""
-
-    def __init__(self, app: FhirAsgiApp) -> None:
-        self.app = app
-        self.runner = asyncio.Runner()
-        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                      base_url="http://testserver/fhir")
-
-    def __enter__(self) -> Client:
-        if self.app.startup:
-            self.runner.run(self.app.startup())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.runner.run(self.http.aclose())
-        if self.app.shutdown:
-            self.runner.run(self.app.shutdown())
-        self.runner.close()
-
-    def request(self, method: str, url: str, **kwargs: object) -> httpx.Response:
-        return self.runner.run(self.http.request(method, url, **kwargs))  # type: ignore[arg-type]
-
-    def get(self, url: str, **kwargs: object) -> httpx.Response:
-        return self.request("GET", url, **kwargs)
-
-    def post(self, url: str, **kwargs: object) -> httpx.Response:
-        return self.request("POST", url, **kwargs)
-
-    def put(self, url: str, **kwargs: object) -> httpx.Response:
-        return self.request("PUT", url, **kwargs)
-
-    def patch(self, url: str, **kwargs: object) -> httpx.Response:
-        return self.request("PATCH", url, **kwargs)
-
-    def delete(self, url: str, **kwargs: object) -> httpx.Response:
-        return self.request("DELETE", url, **kwargs)
 
 
 @pytest.fixture

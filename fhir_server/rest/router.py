@@ -26,7 +26,7 @@ log = logging.getLogger("fhir_server")
 class Route:
     method: str
     pattern: str
-    interaction: str  # the FHIR code: read, vread, search-type, ...
+    interactions: tuple[str, ...]  # FHIR codes: ("read",), ("transaction", "batch"), ...
     handler: Handler
 
     @property

@@ -22,6 +22,7 @@ INT32 = (-(2**31), 2**31 - 1)
 INT_RANGES = {"integer": INT32, "positiveInt": (1, INT32[1]), "unsignedInt": (0, INT32[1])}
 REFERENCE = re.compile(r"(?P<type>[A-Z][A-Za-z]+)/(?P<id>[^/]+)(/_history/[^/]+)?")
 ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+MAX_DEPTH = 64  # elements deep; real resources stay far below, attackers do not
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,10 @@ class StructureValidator:
             return
         if not obj:
             issues.append(Issue("invalid", "An element must have a value or children", path))
+            return
+        if path.count(".") > MAX_DEPTH:
+            issues.append(Issue("too-costly", f"Elements are nested more than {MAX_DEPTH} deep",
+                                path[:200]))
             return
         elements = rules.elements
         for key, value in obj.items():

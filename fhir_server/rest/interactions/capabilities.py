@@ -17,7 +17,8 @@ SYSTEM_LEVEL = ("transaction", "batch", "history-system")
 
 
 def capability_statement(ctx: Context, base_url: str) -> dict:
-    codes = {route.interaction for route in ctx.router.routes} if ctx.router else set()
+    codes = {code for route in ctx.router.routes for code in route.interactions} \
+        if ctx.router else set()
     resources = [{
         "type": rtype,
         "interaction": [{"code": code} for code in TYPE_LEVEL if code in codes],

@@ -1,0 +1,159 @@
+"""The storage port contract: every adapter must pass this suite unchanged.
+
+Adapters are listed in ``ADAPTERS``; each test gets a fresh, opened store on real files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from fhir_server.storage.port import (
+    AlreadyExists,
+    CommitOptions,
+    HistoryQuery,
+    IntegrityError,
+    Reference,
+    Storage,
+    VersionConflict,
+    Write,
+)
+from fhir_server.storage.sqlite import SqliteStorage
+
+ADAPTERS: dict[str, Callable[[Path], Storage]] = {
+    "sqlite": lambda tmp: SqliteStorage(f"sqlite:///{tmp / 'contract.db'}"),
+}
+
+
+class Store:
+    """Runs the async port synchronously for readable tests."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.runner = asyncio.Runner()
+
+    def __getattr__(self, name: str) -> Callable:
+        method = getattr(self.storage, name)
+        return lambda *args, **kwargs: self.runner.run(method(*args, **kwargs))
+
+
+@pytest.fixture(params=sorted(ADAPTERS))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    wrapped = Store(ADAPTERS[request.param](tmp_path))
+    wrapped.open()
+    yield wrapped
+    wrapped.close()
+    wrapped.runner.close()
+
+
+def put(rtype: str, rid: str, body: dict | None = None, kind: str = "update",
+        if_match: int | None = None, refs: tuple[Reference, ...] = ()) -> Write:
+    def render(version: int, ms: int) -> bytes:
+        return orjson.dumps({"resourceType": rtype, "id": rid,
+                             "meta": {"versionId": str(version)}, **(body or {})})
+    return Write(kind, rtype, rid, render, if_match, refs)  # type: ignore[arg-type]
+
+
+def test_versions_and_reads(store):
+    [first] = store.commit([put("Patient", "a", {"gender": "male"}, kind="create")])
+    assert (first.version, first.created, first.deleted) == (1, True, False)
+    [second] = store.commit([put("Patient", "a", {"gender": "female"})])
+    assert (second.version, second.created) == (2, False)
+    assert second.last_updated_ms >= first.last_updated_ms
+    current = store.read("Patient", "a")
+    assert current.version == 2 and orjson.loads(current.content)["gender"] == "female"
+    assert orjson.loads(store.vread("Patient", "a", 1).content)["gender"] == "male"
+    assert store.vread("Patient", "a", 3) is None
+    assert store.read("Patient", "b") is None
+
+
+def test_delete_keeps_history(store):
+    store.commit([put("Patient", "a")])
+    [deleted] = store.commit([Write("delete", "Patient", "a")])
+    assert deleted.deleted and deleted.version == 2
+    assert store.read("Patient", "a").deleted
+    [again] = store.commit([Write("delete", "Patient", "a")])
+    assert again.version == 2  # no new version for a repeated delete
+    [missing] = store.commit([Write("delete", "Patient", "never")])
+    assert missing.version == 0 and missing.deleted
+    [back] = store.commit([put("Patient", "a")])
+    assert back.version == 3 and back.created
+    page = store.history(HistoryQuery("Patient", "a"))
+    assert [e.method for e in page.entries] == ["PUT", "DELETE", "PUT"]
+    assert page.total == 3
+
+
+def test_if_match_and_create_conflicts(store):
+    store.commit([put("Patient", "a")])
+    with pytest.raises(VersionConflict):
+        store.commit([put("Patient", "a", if_match=5)])
+    with pytest.raises(AlreadyExists):
+        store.commit([put("Patient", "a", kind="create")])
+    assert store.commit([put("Patient", "a", if_match=1)])[0].version == 2
+
+
+def test_a_failed_commit_applies_nothing(store):
+    with pytest.raises(VersionConflict):
+        store.commit([put("Patient", "x"), put("Patient", "y", if_match=3)])
+    assert store.read("Patient", "x") is None
+    assert store.history(HistoryQuery()).total == 0
+
+
+def test_referential_integrity(store):
+    ref = Reference("Organization", "o", "Patient.managingOrganization")
+    with pytest.raises(IntegrityError) as error:
+        store.commit([put("Patient", "p", refs=(ref,))])
+    assert error.value.dangling == [ref]
+    store.commit([put("Organization", "o"), put("Patient", "p", refs=(ref,))])
+    with pytest.raises(IntegrityError) as error:
+        store.commit([Write("delete", "Organization", "o")])
+    assert error.value.referenced == [("Organization", "o", ["Patient/p"])]
+    store.commit([Write("delete", "Organization", "o")], CommitOptions(True, True))
+    assert store.read("Organization", "o").deleted
+    store.commit([put("Patient", "q", refs=(Reference("Organization", "zz", "x"),))],
+                 CommitOptions(check_references=False))
+
+
+def test_history_levels_paging_since_and_at(store):
+    for i in range(5):
+        store.commit([put("Patient", f"p{i}")])
+    store.commit([put("Organization", "o")])
+    store.commit([put("Patient", "p0", {"active": True})])
+    assert store.history(HistoryQuery()).total == 7
+    assert store.history(HistoryQuery("Patient")).total == 6
+    first = store.history(HistoryQuery("Patient", count=4))
+    assert len(first.entries) == 4 and first.next_seq is not None
+    second = store.history(HistoryQuery("Patient", count=4, before_seq=first.next_seq))
+    assert len(second.entries) == 2 and second.next_seq is None
+    ids = [e.version.id for e in first.entries + second.entries]
+    assert ids == ["p0", "p4", "p3", "p2", "p1", "p0"]
+    latest = first.entries[0].version.last_updated_ms
+    assert store.history(HistoryQuery(since_ms=latest + 1)).total == 0
+    at = store.history(HistoryQuery("Patient", "p0", at_ms=latest))
+    assert [e.version.version for e in at.entries] == [2]
+
+
+def test_list_current(store):
+    store.commit([put("Patient", "b"), put("Patient", "a"), put("Patient", "c")])
+    store.commit([Write("delete", "Patient", "c")])
+    page = store.list_current("Patient", None, 10, 0)
+    assert page.total == 2 and [orjson.loads(c)["id"] for c in page.contents] == ["a", "b"]
+    assert store.list_current("Patient", ["b", "c"], 10, 0).total == 1
+    assert store.list_current("Patient", None, 1, 1).contents[0].startswith(b'{"resourceType"')
+
+
+def test_concurrent_commits_are_grouped_and_all_land(store):
+    async def many() -> list:
+        return await asyncio.gather(
+            *(store.storage.commit([put("Patient", f"c{i}")]) for i in range(300)),
+            store.storage.commit([put("Patient", "bad", if_match=9)]),
+            return_exceptions=True)
+
+    results = store.runner.run(many())
+    assert isinstance(results[-1], VersionConflict)
+    assert all(r[0].version == 1 for r in results[:-1])
+    assert store.list_current("Patient", None, 1000, 0).total == 300
