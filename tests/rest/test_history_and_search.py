@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 
 def seed(client, n: int = 5) -> None:
     for i in range(n):
@@ -29,10 +31,15 @@ def test_history_levels_and_paging(client):
 
 
 def test_history_since(client):
-    seed(client, 2)
-    last = client.get("/Patient/p1").json()["meta"]["lastUpdated"]
+    client.put("/Patient/a", json={"resourceType": "Patient", "id": "a"})
+    time.sleep(0.005)  # the next version gets a later millisecond
+    client.put("/Patient/b", json={"resourceType": "Patient", "id": "b"})
+    last = client.get("/Patient/b").json()["meta"]["lastUpdated"]
     since = client.get("/_history", params={"_since": last}).json()
-    assert [e["resource"]["id"] for e in since["entry"]] == ["p1"]
+    assert [e["resource"]["id"] for e in since["entry"]] == ["b"]
+    client.put("/Patient/a", json={"resourceType": "Patient", "id": "a", "active": True})
+    since = client.get("/_history", params={"_since": last}).json()
+    assert [e["resource"]["id"] for e in since["entry"]] == ["a", "b"]
     assert client.get("/_history", params={"_since": "2999-01-01"}).json()["total"] == 0
     assert client.get("/_history", params={"_at": "2001"}).json()["total"] == 0
 
