@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import lru_cache
 
 import orjson
 
@@ -24,7 +25,12 @@ def format_instant(ms: int) -> str:
 
 def http_date(ms: int) -> str:
     """Epoch milliseconds as an HTTP date (Last-Modified)."""
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    return _http_date(ms // 1000)
+
+
+@lru_cache(maxsize=4096)
+def _http_date(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
 
 
 def parse_instant_ms(text: str, parameter: str) -> int:
