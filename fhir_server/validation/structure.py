@@ -22,6 +22,8 @@ INT32 = (-(2**31), 2**31 - 1)
 INT_RANGES = {"integer": INT32, "positiveInt": (1, INT32[1]), "unsignedInt": (0, INT32[1])}
 REFERENCE = re.compile(r"(?P<type>[A-Z][A-Za-z]+)/(?P<id>[^/]+)(/_history/[^/]+)?")
 ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")  # linear; the spec's regex backtracks badly
+WHITESPACE = re.compile(r"\s+")
 MAX_DEPTH = 64  # elements deep; real resources stay far below, attackers do not
 
 
@@ -207,6 +209,10 @@ class StructureValidator:
             if code == "xhtml":
                 if not value.startswith("<div") or not value.rstrip().endswith("</div>"):
                     issues.append(Issue("value", "Narrative must be an xhtml <div>", path))
+            elif code == "base64Binary":
+                compact = WHITESPACE.sub("", value)
+                if len(compact) % 4 or not BASE64.fullmatch(compact):
+                    issues.append(Issue("value", "Invalid base64Binary value", path))
             elif primitive.regex is not None and not primitive.regex.fullmatch(value):
                 issues.append(Issue("value", f"Invalid {code} value {value!r}", path))
 
