@@ -284,10 +284,12 @@ class SqliteStorage:
             "seq = excluded.seq, version = excluded.version, "
             "last_updated = excluded.last_updated, deleted = excluded.deleted",
             (*key, seq, version, now, content is None))
-        conn.execute("DELETE FROM refs WHERE src_type = ? AND src_id = ?", key)
-        conn.executemany(
-            "INSERT OR IGNORE INTO refs VALUES (?, ?, ?, ?)",
-            [(*key, ref.resource_type, ref.id) for ref in write.references])
+        if row is not None:
+            conn.execute("DELETE FROM refs WHERE src_type = ? AND src_id = ?", key)
+        if write.references:
+            conn.executemany(
+                "INSERT OR IGNORE INTO refs VALUES (?, ?, ?, ?)",
+                [(*key, ref.resource_type, ref.id) for ref in write.references])
         return StoredVersion(*key, version, now, content is None, content or b"",
                              created=deleted and content is not None)
 
@@ -296,12 +298,18 @@ class SqliteStorage:
                          options: CommitOptions) -> None:
         dangling: list[Reference] = []
         if options.check_references:
+            checked: set[tuple[str, str]] = set()
             for write in writes:
                 for ref in write.references:
+                    target = (ref.resource_type, ref.id)
+                    if target in checked:
+                        continue
                     row = conn.execute("SELECT deleted FROM resources WHERE type = ? AND id = ?",
-                                       (ref.resource_type, ref.id)).fetchone()
+                                       target).fetchone()
                     if row is None or row[0]:
                         dangling.append(ref)
+                    else:
+                        checked.add(target)
         referenced = []
         if not options.allow_referenced_delete:
             for write in writes:
