@@ -7,6 +7,7 @@ so validation, search, core and rest can all speak it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,20 +19,20 @@ class Issue:
     expression: str | None = None
     severity: str = "error"
 
-    def to_fhir(self) -> dict:
-        issue: dict = {"severity": self.severity, "code": self.code}
+    def to_fhir(self) -> dict[str, Any]:
+        issue: dict[str, Any] = {"severity": self.severity, "code": self.code}
         issue["diagnostics"] = self.diagnostics
         if self.expression:
             issue["expression"] = [self.expression]
         return issue
 
 
-def operation_outcome(issues: list[Issue]) -> dict:
+def operation_outcome(issues: list[Issue]) -> dict[str, Any]:
     """An OperationOutcome resource holding the given issues."""
     return {"resourceType": "OperationOutcome", "issue": [i.to_fhir() for i in issues]}
 
 
-def information(message: str) -> dict:
+def information(message: str) -> dict[str, Any]:
     """An OperationOutcome with one informational issue (``Prefer: return=OperationOutcome``)."""
     return operation_outcome([Issue("informational", message, severity="information")])
 

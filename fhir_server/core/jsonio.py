@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from fhir_server.core.errors import FhirError
+from fhir_server.types import Resource
 
 BOM = b"\xef\xbb\xbf"
 
@@ -28,7 +29,7 @@ def parse_json(body: bytes, what: str = "body") -> Any:
                         f"{error.msg}") from None
 
 
-def parse_resource(body: bytes) -> dict:
+def parse_resource(body: bytes) -> Resource:
     """A JSON object with a resourceType, as every FHIR resource body must be."""
     value = parse_json(body)
     if not isinstance(value, dict):

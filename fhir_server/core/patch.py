@@ -18,10 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import jsonpatch
+import jsonpatch  # type: ignore[import-untyped]
 
 from fhir_server.core.errors import FhirError, Unprocessable
 from fhir_server.core.jsonio import parse_json
+from fhir_server.types import Resource
 from fhir_server.validation.structure import StructureTable, r4_table
 
 STEP = re.compile(
@@ -31,7 +32,7 @@ STEP = re.compile(
 
 
 JSON_PATCH = "application/json-patch+json"
-Patcher = Callable[[dict], dict]
+Patcher = Callable[[Resource], Resource]
 
 
 def patcher(media_type: str, body: bytes) -> Patcher:
@@ -47,7 +48,7 @@ def patcher(media_type: str, body: bytes) -> Patcher:
     return lambda resource: merge_patch(copy.deepcopy(resource), document)
 
 
-def merge_patch(target: dict, patch: dict) -> dict:
+def merge_patch(target: Resource, patch: Resource) -> Resource:
     """RFC 7386: null deletes, objects merge, everything else replaces."""
     for key, value in patch.items():
         if value is None:
@@ -59,12 +60,13 @@ def merge_patch(target: dict, patch: dict) -> dict:
     return target
 
 
-def apply_json_patch(resource: dict, operations: Any) -> dict:
+def apply_json_patch(resource: Resource, operations: Any) -> Resource:
     """RFC 6902 operations applied to a copy; a failing ``test`` or bad path is a 422/400."""
     if not isinstance(operations, list):
         raise FhirError("A JSON Patch body must be a JSON array of operations")
     try:
-        return jsonpatch.apply_patch(resource, operations, in_place=False)
+        patched: Resource = jsonpatch.apply_patch(resource, operations, in_place=False)
+        return patched
     except jsonpatch.JsonPatchTestFailed as error:
         raise Unprocessable(f"JSON Patch test failed: {error}") from None
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError,
@@ -76,7 +78,7 @@ def apply_json_patch(resource: dict, operations: Any) -> dict:
 class Slot:
     """Where a selected value lives: ``parent[key]`` or ``parent[key][index]``."""
 
-    parent: dict
+    parent: Resource
     key: str
     index: int | None
 
@@ -91,7 +93,7 @@ class FhirPathPatch:
     def __init__(self, table: StructureTable | None = None) -> None:
         self.table = table or r4_table()
 
-    def apply(self, resource: dict, parameters: dict) -> dict:
+    def apply(self, resource: Resource, parameters: Resource) -> Resource:
         if parameters.get("resourceType") != "Parameters":
             raise FhirError("A FHIRPath Patch body must be a Parameters resource")
         result = copy.deepcopy(resource)
@@ -102,7 +104,7 @@ class FhirPathPatch:
             self._operation(result, _parts(param, where), where)
         return result
 
-    def _operation(self, resource: dict, parts: dict[str, Any], where: str) -> None:
+    def _operation(self, resource: Resource, parts: dict[str, Any], where: str) -> None:
         kind, path = parts.get("type"), parts.get("path")
         if not isinstance(path, str):
             raise FhirError("The operation has no path", f"{where}.part")
@@ -139,7 +141,7 @@ class FhirPathPatch:
         else:
             raise FhirError(f"Unknown FHIRPath Patch operation type {kind!r}", where)
 
-    def _list(self, resource: dict, path: str, where: str) -> list:
+    def _list(self, resource: Resource, path: str, where: str) -> list[Any]:
         """The list a path ending in a repeating element's name stands for (made if absent)."""
         parent_path, _, name = path.rpartition(".")
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name) or "." not in path:
@@ -151,7 +153,7 @@ class FhirPathPatch:
             raise FhirError(f"The path {path!r} is not a repeating element", where)
         return items
 
-    def _select(self, resource: dict, path: str, where: str) -> list[Slot]:
+    def _select(self, resource: Resource, path: str, where: str) -> list[Slot]:
         """Resolve a path to the slots it selects (in document order)."""
         head = path.partition(".")[0]
         if head != resource.get("resourceType"):
@@ -182,7 +184,7 @@ class FhirPathPatch:
             current = [s.get() for s in slots]
         return slots
 
-    def _repeats(self, resource: dict, path: str, name: str) -> bool:
+    def _repeats(self, resource: Resource, path: str, name: str) -> bool:
         """Whether ``name`` repeats in the element the path selects (from the R4 table)."""
         type_key = resource["resourceType"]
         for step in re.findall(r"\.([A-Za-z][A-Za-z0-9_]*)", path):
@@ -232,7 +234,7 @@ def _remove(slot: Slot) -> None:
         del slot.parent[slot.key]
 
 
-def _parts(param: dict, where: str) -> dict[str, Any]:
+def _parts(param: Resource, where: str) -> dict[str, Any]:
     parts: dict[str, Any] = {}
     for part in param.get("part") or []:
         name = part.get("name")

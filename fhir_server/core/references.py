@@ -7,11 +7,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from fhir_server.storage.port import Reference
+from fhir_server.types import Resource
 
 RELATIVE = re.compile(r"([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?")
 
 
-def walk_references(value: Any, path: str) -> Iterator[tuple[dict, str]]:
+def walk_references(value: Any, path: str) -> Iterator[tuple[Resource, str]]:
     """Every object holding a string ``reference``, with its FHIRPath-like location."""
     if isinstance(value, dict):
         if isinstance(value.get("reference"), str):
@@ -24,7 +25,8 @@ def walk_references(value: Any, path: str) -> Iterator[tuple[dict, str]]:
             yield from walk_references(item, f"{path}[{index}]")
 
 
-def local_references(resource: dict, is_local_type: Callable[[str], bool]) -> tuple[Reference, ...]:
+def local_references(resource: Resource,
+                     is_local_type: Callable[[str], bool]) -> tuple[Reference, ...]:
     """Relative ``Type/id`` references to types this server holds (contained ones too)."""
     found: dict[tuple[str, str], Reference] = {}
     roots = [(resource, resource["resourceType"])]
@@ -39,7 +41,7 @@ def local_references(resource: dict, is_local_type: Callable[[str], bool]) -> tu
     return tuple(found.values())
 
 
-def rewrite_references(resource: dict, mapping: dict[str, str]) -> None:
+def rewrite_references(resource: Resource, mapping: dict[str, str]) -> None:
     """Replace references (e.g. ``urn:uuid:…``) by their new targets, in place."""
     roots = [resource, *[c for c in resource.get("contained") or [] if isinstance(c, dict)]]
     for root in roots:

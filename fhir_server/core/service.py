@@ -38,6 +38,7 @@ from fhir_server.storage.port import (
     VersionConflict,
     Write,
 )
+from fhir_server.types import Resource
 from fhir_server.validation.structure import StructureValidator
 
 IdSource = Callable[[], str]
@@ -49,7 +50,7 @@ class Prepared:
     """A validated write, ready to commit alone or inside a transaction."""
 
     write: Write
-    resource: dict | None
+    resource: Resource | None
 
 
 class FhirService:
@@ -74,7 +75,7 @@ class FhirService:
             raise NotFound(f"Resource type '{resource_type}' is not supported by this server",
                            resource_type)
 
-    def validate(self, resource: dict, resource_type: str, prefix: str = "") -> None:
+    def validate(self, resource: Resource, resource_type: str, prefix: str = "") -> None:
         """Structure validation; raises a 400 listing every error."""
         issues = self.validator.validate(resource, resource_type)
         if has_errors(issues):
@@ -111,14 +112,14 @@ class FhirService:
             self.check_type(query.resource_type)
         return await self.storage.history(query)
 
-    async def list(self, resource_type: str, ids: Sequence[str] | None, count: int,
+    async def list_current(self, resource_type: str, ids: Sequence[str] | None, count: int,
                    offset: int) -> ListPage:
         self.check_type(resource_type)
         return await self.storage.list_current(resource_type, ids, count, offset)
 
     # -- preparing writes ----------------------------------------------------------------
 
-    def prepare_create(self, resource_type: str, resource: dict, prefix: str = "",
+    def prepare_create(self, resource_type: str, resource: Resource, prefix: str = "",
                        id: str | None = None) -> Prepared:
         """Create with a server-assigned id (any id in the body is ignored, as the spec says)."""
         self.check_type(resource_type)
@@ -126,7 +127,7 @@ class FhirService:
         self.validate(resource, resource_type, prefix)
         return Prepared(self._write("create", resource), resource)
 
-    def prepare_update(self, resource_type: str, id: str, resource: dict,
+    def prepare_update(self, resource_type: str, id: str, resource: Resource,
                        if_match: int | None = None, prefix: str = "") -> Prepared:
         self.check_type(resource_type)
         body_id = resource.get("id")
@@ -144,7 +145,7 @@ class FhirService:
         self.check_type(resource_type)
         return Prepared(Write("delete", resource_type, id, if_match=if_match), None)
 
-    def _write(self, kind: str, resource: dict, if_match: int | None = None) -> Write:
+    def _write(self, kind: str, resource: Resource, if_match: int | None = None) -> Write:
         refs = local_references(resource, self.registry.is_supported)
         return Write(kind, resource["resourceType"], resource["id"],  # type: ignore[arg-type]
                      renderer(resource), if_match, refs)
@@ -166,13 +167,15 @@ class FhirService:
         except IntegrityError as error:
             raise _integrity_error(error) from None
 
-    async def create(self, resource_type: str, resource: dict) -> StoredVersion:
-        return (await self.commit([self.prepare_create(resource_type, resource)]))[0]
+    async def create(self, resource_type: str, resource: Resource) -> StoredVersion:
+        [stored] = await self.commit([self.prepare_create(resource_type, resource)])
+        return stored
 
-    async def update(self, resource_type: str, id: str, resource: dict,
+    async def update(self, resource_type: str, id: str, resource: Resource,
                      if_match: int | None = None) -> StoredVersion:
-        return (await self.commit([self.prepare_update(resource_type, id, resource,
-                                                       if_match)]))[0]
+        [stored] = await self.commit([self.prepare_update(resource_type, id, resource,
+                                                       if_match)])
+        return stored
 
     async def prepare_patch(self, resource_type: str, id: str, patch: Patcher,
                             if_match: int | None = None, prefix: str = "") -> Prepared:
@@ -192,7 +195,8 @@ class FhirService:
         for _ in range(PATCH_RETRIES):
             prepared = await self.prepare_patch(resource_type, id, patch, if_match)
             try:
-                return (await self.commit([prepared]))[0]
+                [stored] = await self.commit([prepared])
+                return stored
             except PreconditionFailed:
                 if if_match is not None:
                     raise
@@ -200,7 +204,8 @@ class FhirService:
 
     async def delete(self, resource_type: str, id: str,
                      if_match: int | None = None) -> StoredVersion:
-        return (await self.commit([self.prepare_delete(resource_type, id, if_match)]))[0]
+        [stored] = await self.commit([self.prepare_delete(resource_type, id, if_match)])
+        return stored
 
 
 def _integrity_error(error: IntegrityError) -> FhirError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_server.core.errors import FhirError
+from fhir_server.types import Resource
 from fhir_server.validation.structure import StructureTable
 
 SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
@@ -13,14 +14,14 @@ ALWAYS = ("resourceType", "id", "meta")
 SUMMARY_MODES = ("true", "text", "data", "count", "false")
 
 
-def _mark(resource: dict) -> dict:
+def _mark(resource: Resource) -> Resource:
     meta = dict(resource.get("meta") or {})
     meta["tag"] = [*(meta.get("tag") or []), SUBSETTED]
     resource["meta"] = meta
     return resource
 
 
-def _summary_object(value: dict, type_key: str, table: StructureTable) -> dict:
+def _summary_object(value: Resource, type_key: str, table: StructureTable) -> Resource:
     rules = table.rules(type_key)
     if rules is None:
         return value
@@ -35,7 +36,7 @@ def _summary_object(value: dict, type_key: str, table: StructureTable) -> dict:
     return kept
 
 
-def summarize(resource: dict, mode: str, table: StructureTable) -> dict:
+def summarize(resource: Resource, mode: str, table: StructureTable) -> Resource:
     """The resource as ``_summary=mode`` asks."""
     if mode == "false":
         return resource
@@ -52,7 +53,7 @@ def summarize(resource: dict, mode: str, table: StructureTable) -> dict:
                     "_summary")
 
 
-def select_elements(resource: dict, elements: list[str]) -> dict:
+def select_elements(resource: Resource, elements: list[str]) -> Resource:
     """Only the named top-level elements (plus the mandatory ones), marked SUBSETTED."""
     wanted = {e.strip().split(".")[-1] for e in elements if e.strip()}
     return _mark({k: v for k, v in resource.items()

@@ -21,6 +21,7 @@ from fhir_server.core.references import rewrite_references
 from fhir_server.core.service import FhirService, Prepared
 from fhir_server.core.versioning import parse_etag
 from fhir_server.storage.port import CommitOptions, StoredVersion
+from fhir_server.types import Resource
 
 WRITE_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2}
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
@@ -33,7 +34,7 @@ class Entry:
     index: int
     method: str
     url: str  # relative to the base, without leading slash
-    resource: dict | None
+    resource: Resource | None
     full_url: str | None
     if_match: int | None
 
@@ -55,7 +56,7 @@ def parse_bundle(bundle: Any, allowed: tuple[str, ...] = ("transaction", "batch"
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise FhirError("The body must be a Bundle", "Bundle")
     kind = bundle.get("type")
-    if kind not in allowed:
+    if not isinstance(kind, str) or kind not in allowed:
         raise FhirError(f"Bundle.type must be one of {', '.join(allowed)}, not {kind!r}",
                         "Bundle.type")
     entries = bundle.get("entry", [])

@@ -10,6 +10,7 @@ from functools import lru_cache
 import orjson
 
 from fhir_server.core.errors import FhirError
+from fhir_server.types import Resource
 
 ETAG = re.compile(r'\s*(?:W/)?"?([0-9]+)"?\s*')
 DATE_TIME = re.compile(
@@ -64,7 +65,7 @@ def etag(version: int) -> str:
     return f'W/"{version}"'
 
 
-def renderer(resource: dict) -> Callable[[int, int], bytes]:
+def renderer(resource: Resource) -> Callable[[int, int], bytes]:
     """A function that stamps ``meta.versionId`` / ``meta.lastUpdated`` and serialises."""
 
     def render(version: int, last_updated_ms: int) -> bytes:

@@ -38,6 +38,7 @@ from fhir_server.storage.port import (
 from fhir_server.storage.sqlite_schema import migrate
 
 T = TypeVar("T")
+Job = tuple[Callable[[sqlite3.Connection], Any], "Future[Any]"]
 MAX_GROUP = 256  # commits merged into one SQLite transaction at most
 CURRENT = "SELECT version, deleted, last_updated FROM resources WHERE type = ? AND id = ?"
 VERSION_COLUMNS = "h.type, h.id, h.version, h.last_updated, h.content IS NULL, h.content"
@@ -73,8 +74,7 @@ class SqliteStorage:
         self.clock = clock or (lambda: time.time_ns() // 1_000_000)
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(readers, thread_name_prefix="sqlite-reader")
-        self._queue: queue.SimpleQueue[tuple[Callable[[sqlite3.Connection], Any], Future]
-                                       | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._last_ms = 0
         self._connections: list[sqlite3.Connection] = []
@@ -146,7 +146,8 @@ class SqliteStorage:
 
     @staticmethod
     def _history(conn: sqlite3.Connection, query: HistoryQuery) -> HistoryPage:
-        where, params = ["1 = 1"], []
+        where: list[str] = ["1 = 1"]
+        params: list[str | int] = []
         if query.resource_type:
             where.append("h.type = ?")
             params.append(query.resource_type)
@@ -185,7 +186,8 @@ class SqliteStorage:
     @staticmethod
     def _list(conn: sqlite3.Connection, resource_type: str, ids: Sequence[str] | None,
               count: int, offset: int) -> ListPage:
-        condition, params = "r.type = ? AND r.deleted = 0", [resource_type]
+        condition = "r.type = ? AND r.deleted = 0"
+        params: list[str | int] = [resource_type]
         if ids is not None:
             condition += f" AND r.id IN ({', '.join('?' * len(ids))})"
             params += list(ids)
@@ -225,8 +227,8 @@ class SqliteStorage:
                 group.append(item)
             self._run_group(conn, group)
 
-    def _run_group(self, conn: sqlite3.Connection, group: list) -> None:
-        outcomes: list[tuple[Future, Any, BaseException | None]] = []
+    def _run_group(self, conn: sqlite3.Connection, group: list[Job]) -> None:
+        outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             for job, future in group:
@@ -239,16 +241,16 @@ class SqliteStorage:
                     conn.execute("RELEASE job")
                     outcomes.append((future, None, error))
             conn.execute("COMMIT")
-        except sqlite3.Error as error:
+        except sqlite3.Error as fault:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            failure = StorageError(f"sqlite: {error}")
+            failure = StorageError(f"sqlite: {fault}")
             outcomes = [(future, None, failure) for _, future in group]
-        for future, result, error in outcomes:
-            if error is None:
+        for future, result, problem in outcomes:
+            if problem is None:
                 future.set_result(result)
             else:
-                future.set_exception(error)
+                future.set_exception(problem)
 
     def _now(self) -> int:
         self._last_ms = max(self.clock(), self._last_ms)

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from fhir_server.outcome import Issue
+from fhir_server.types import Resource
 
 INT32 = (-(2**31), 2**31 - 1)
 INT_RANGES = {"integer": INT32, "positiveInt": (1, INT32[1]), "unsignedInt": (0, INT32[1])}
@@ -63,7 +64,7 @@ class StructureTable:
         self.types = {key: self._rules(elements) for key, elements in raw["types"].items()}
 
     @staticmethod
-    def _rules(raw: dict[str, list]) -> TypeRules:
+    def _rules(raw: dict[str, list[Any]]) -> TypeRules:
         elements = {
             name: Element(codes[0] if codes else "string", min_, max_, summary, choice)
             for name, (codes, min_, max_, summary, choice) in raw.items()
@@ -99,7 +100,8 @@ class StructureValidator:
         self._resource(resource, expected_type, resource.get("resourceType", "Resource"), issues)
         return issues
 
-    def _resource(self, obj: dict, expected: str | None, path: str, issues: list[Issue]) -> None:
+    def _resource(self, obj: Resource, expected: str | None, path: str,
+                  issues: list[Issue]) -> None:
         rtype = obj.get("resourceType")
         if not isinstance(rtype, str) or rtype not in self.table.resources:
             issues.append(Issue("structure", f"Unknown resourceType {rtype!r}", path))
@@ -112,7 +114,7 @@ class StructureValidator:
             issues.append(Issue("value", f"Invalid id {rid!r}", f"{path}.id"))
         self._object(obj, rtype, path, issues)
 
-    def _object(self, obj: dict, type_code: str, path: str, issues: list[Issue]) -> None:
+    def _object(self, obj: Resource, type_code: str, path: str, issues: list[Issue]) -> None:
         rules = self.table.rules(type_code)
         if rules is None:
             issues.append(Issue("structure", f"No definition for type {type_code}", path))
@@ -234,7 +236,7 @@ class StructureValidator:
                 self._value(item, "Element", where, False, issues)
 
     @staticmethod
-    def _extension(obj: dict, path: str, issues: list[Issue]) -> None:
+    def _extension(obj: Resource, path: str, issues: list[Issue]) -> None:
         has_value = any(k.startswith(("value", "_value")) for k in obj)
         if has_value == ("extension" in obj):
             issues.append(Issue("invariant", "ext-1: an extension must have either "

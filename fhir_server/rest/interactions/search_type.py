@@ -41,7 +41,7 @@ async def search_type(ctx: Context, request: FhirRequest, args: dict[str, str]) 
     count, offset = page_size(request, ctx.settings), non_negative(request, "_offset", 0)
     if request.param("_summary") == "count":
         count = 0
-    page = await ctx.service.list(rtype, ids, count, offset)
+    page = await ctx.service.list_current(rtype, ids, count, offset)
     paging = [(k, v) for k, v in criteria if k != "_offset"]
     links = [{"relation": "self", "url": link(request, rtype, criteria)},
              {"relation": "first", "url": link(request, rtype, paging)}]
