@@ -127,6 +127,10 @@ class SqliteStorage:
     # -- reads -------------------------------------------------------------------------
 
     async def read(self, resource_type: str, id: str) -> StoredVersion | None:
+        return self.read_now(resource_type, id)
+
+    def read_now(self, resource_type: str, id: str) -> StoredVersion | None:
+        """The synchronous point read behind ``read`` (inline: see benchmarks/RESULTS.md)."""
         with _translate():
             row = self._reader().execute(
                 f"SELECT {VERSION_COLUMNS} FROM resources r JOIN history h ON h.seq = r.seq "
