@@ -25,17 +25,10 @@ def build_service(settings: Settings) -> FhirService:
 
 
 def build_app(settings: Settings | None = None) -> FhirAsgiApp:
-    """The ASGI app; storage opens on lifespan startup (and loads the demo if asked)."""
+    """The ASGI app; the service opens on lifespan startup and closes on shutdown."""
     settings = settings or Settings.from_env()
     service = build_service(settings)
     router = Router(ROUTES, Context(service, settings))
 
-    async def startup() -> None:
-        await service.storage.open()
-        if settings.demo:
-            from fhir_server.demo import load_demo
-
-            await load_demo(service)
-
     return FhirAsgiApp(router, settings.base_path, settings.max_body_bytes,
-                       startup, service.storage.close)
+                       service.open, service.close)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 
@@ -22,7 +24,15 @@ class Settings:
     allow_referenced_delete: bool = False
     default_count: int = 20
     max_count: int = 1000
-    demo: bool = False
+    include_limit: int = 1000  # _include/_revinclude results per page; beyond: a warning
+    timezone: str = "+08:00"  # for dates without a zone (index and query alike)
+    profiles_dir: str = str(Path(__file__).resolve().parent.parent / "profiles")
+
+    @property
+    def zone(self) -> dt.timezone:
+        sign = -1 if self.timezone.startswith("-") else 1
+        hours, _, minutes = self.timezone.lstrip("+-").partition(":")
+        return dt.timezone(sign * dt.timedelta(hours=int(hours), minutes=int(minutes or 0)))
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

@@ -139,7 +139,7 @@ async def load_paths(settings: Settings, paths: list[Path], batch_size: int = 50
                      quiet: bool = True, only_if_empty: bool = False) -> LoadSummary:
     """Open the configured storage, load every file, close; return the summary."""
     service = build_service(settings)
-    await service.storage.open()
+    await service.open()
     started = time.perf_counter()
     try:
         if only_if_empty and (await service.storage.history(HistoryQuery(count=1))).total:
@@ -149,6 +149,6 @@ async def load_paths(settings: Settings, paths: list[Path], batch_size: int = 50
             for path in _files(paths):
                 await loader.load_file(path)
     finally:
-        await service.storage.close()
+        await service.close()
     loader.summary.seconds = time.perf_counter() - started
     return loader.summary

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 
@@ -24,15 +25,20 @@ from fhir_server.core.errors import (
 from fhir_server.core.patch import Patcher
 from fhir_server.core.references import local_references
 from fhir_server.core.registry import ResourceRegistry
+from fhir_server.core.search import Searcher
 from fhir_server.core.versioning import renderer
 from fhir_server.outcome import Issue, has_errors
+from fhir_server.search.extract import Indexer
+from fhir_server.search.parse import SearchParser
+from fhir_server.search.plan import Query
+from fhir_server.search.registry import SearchRegistry
+from fhir_server.search.types.base import Context as SearchContext
 from fhir_server.storage.port import (
     AlreadyExists,
     CommitOptions,
     HistoryPage,
     HistoryQuery,
     IntegrityError,
-    ListPage,
     Storage,
     StoredVersion,
     VersionConflict,
@@ -67,6 +73,42 @@ class FhirService:
         self.new_id = new_id or (lambda: str(uuid.uuid4()))
         self.options = CommitOptions(settings.check_references,
                                      settings.allow_referenced_delete)
+        self.search_registry = SearchRegistry(self.registry.ordered)
+        for path in sorted(Path(settings.profiles_dir).glob("SearchParameter-*.json")):
+            self.search_registry.add_resource(orjson.loads(path.read_bytes()))
+        context = SearchContext(settings.zone)
+        self.indexer = Indexer(self.search_registry, context)
+        self.searcher = Searcher(storage, self.search_registry, SearchParser(
+            self.search_registry, context, settings.default_count, settings.max_count,
+            settings.include_limit))
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open storage; learn stored SearchParameters; reindex if the schema asks."""
+        await self.storage.open()
+        self.searcher.use_secret(await self.storage.secret())
+        stored = await self.storage.search(Query(("SearchParameter",), count=100_000))
+        added = [self.search_registry.add_resource(orjson.loads(m.content))
+                 for m in stored.matches]
+        if any(added):
+            self.indexer.forget()
+        if await self.storage.pending_reindex():
+            await self.reindex()
+
+    async def close(self) -> None:
+        await self.storage.close()
+
+    async def reindex(self, batch_size: int = 500) -> int:
+        """Rebuild every current resource's index rows (``$reindex``); return how many."""
+        done, after = 0, 0
+        while True:
+            last, count = await self.storage.reindex_batch(
+                after, batch_size, lambda content: self.indexer.rows(orjson.loads(content)))
+            done += count
+            if last is None:
+                return done
+            after = last
 
     # -- checks ------------------------------------------------------------------------
 
@@ -112,11 +154,6 @@ class FhirService:
             self.check_type(query.resource_type)
         return await self.storage.history(query)
 
-    async def list_current(self, resource_type: str, ids: Sequence[str] | None, count: int,
-                   offset: int) -> ListPage:
-        self.check_type(resource_type)
-        return await self.storage.list_current(resource_type, ids, count, offset)
-
     # -- preparing writes ----------------------------------------------------------------
 
     def prepare_create(self, resource_type: str, resource: Resource, prefix: str = "",
@@ -148,7 +185,7 @@ class FhirService:
     def _write(self, kind: str, resource: Resource, if_match: int | None = None) -> Write:
         refs = local_references(resource, self.registry.is_supported)
         return Write(kind, resource["resourceType"], resource["id"],  # type: ignore[arg-type]
-                     renderer(resource), if_match, refs)
+                     renderer(resource), if_match, refs, self.indexer.rows(resource))
 
     # -- committing --------------------------------------------------------------------
 

@@ -8,7 +8,8 @@ from fhir_server.rest.interactions.delete import delete
 from fhir_server.rest.interactions.history import history
 from fhir_server.rest.interactions.patch import patch
 from fhir_server.rest.interactions.read import read
-from fhir_server.rest.interactions.root import root
+from fhir_server.rest.interactions.search_compartment import search_compartment
+from fhir_server.rest.interactions.search_system import search_system
 from fhir_server.rest.interactions.search_type import search_type
 from fhir_server.rest.interactions.transaction import transaction
 from fhir_server.rest.interactions.update import update
@@ -17,7 +18,8 @@ from fhir_server.rest.router import Route
 
 ROUTES: list[Route] = [
     Route("GET", "metadata", ("capabilities",), capabilities),
-    Route("GET", "", ("root",), root),
+    Route("GET", "", ("search-system",), search_system),
+    Route("POST", "_search", ("search-system",), search_system),
     Route("POST", "", ("transaction", "batch"), transaction),
     Route("GET", "_history", ("history-system",), history),
     Route("GET", "{type}", ("search-type",), search_type),
@@ -29,5 +31,6 @@ ROUTES: list[Route] = [
     Route("PATCH", "{type}/{id}", ("patch",), patch),
     Route("DELETE", "{type}/{id}", ("delete",), delete),
     Route("GET", "{type}/{id}/_history", ("history-instance",), history),
+    Route("GET", "{type}/{id}/{compartment_type}", ("search-compartment",), search_compartment),
     Route("GET", "{type}/{id}/_history/{vid}", ("vread",), vread),
 ]

@@ -13,6 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from fhir_server.search.extract import IndexRows
+from fhir_server.search.plan import Cursor, Query
+
 WriteKind = Literal["create", "update", "delete"]
 
 
@@ -48,6 +51,7 @@ class Write:
     render: Callable[[int, int], bytes] | None = None  # (version, last_updated_ms) -> bytes
     if_match: int | None = None  # the version the client expects to be current
     references: tuple[Reference, ...] = ()
+    index: IndexRows | None = None  # search index rows of the new version
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +88,23 @@ class HistoryPage:
 
 
 @dataclass(frozen=True, slots=True)
-class ListPage:
-    contents: list[bytes]
-    total: int
+class Match:
+    """One search result: the stored bytes and where it stands in the order."""
+
+    resource_type: str
+    id: str
+    content: bytes
+    cursor: Cursor
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    matches: list[Match]
+    included: list[Match]
+    total: int | None
+    has_next: bool
+    has_previous: bool
+    include_limit_hit: bool = False
 
 
 class StorageError(Exception):
@@ -116,6 +134,9 @@ class IntegrityError(StorageError):
         super().__init__("referential integrity")
 
 
+ReindexRows = Callable[[bytes], IndexRows]
+
+
 class Storage(Protocol):
     """One method per storage need of the interactions."""
 
@@ -143,6 +164,18 @@ class Storage(Protocol):
     async def history(self, query: HistoryQuery) -> HistoryPage:
         """Versions newest first (https://hl7.org/fhir/R4/http.html#history)."""
 
-    async def list_current(self, resource_type: str, ids: Sequence[str] | None,
-                           count: int, offset: int) -> ListPage:
-        """Current, non-deleted resources of a type, optionally restricted to ids."""
+    async def search(self, query: Query) -> SearchPage:
+        """Run a search plan (https://hl7.org/fhir/R4/search.html): matches in order, a
+        page of ``query.count`` from ``query.cursor``, the included resources, the total."""
+
+    async def reindex_batch(self, after_rid: int, size: int,
+                            rows: ReindexRows) -> tuple[int | None, int]:
+        """Replace the index rows of up to ``size`` current resources after ``after_rid``,
+        computing them with ``rows``; return (the last rid done or None when finished,
+        how many were done)."""
+
+    async def secret(self) -> bytes:
+        """A random secret made once per database (signs paging tokens)."""
+
+    async def pending_reindex(self) -> bool:
+        """Whether stored resources lack index rows (after a schema migration)."""

@@ -20,6 +20,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from fhir_server.search.extract import IndexRows
+from fhir_server.search.plan import TABLES, Query
 from fhir_server.storage.port import (
     DEFAULT_OPTIONS,
     AlreadyExists,
@@ -28,19 +30,25 @@ from fhir_server.storage.port import (
     HistoryPage,
     HistoryQuery,
     IntegrityError,
-    ListPage,
     Reference,
+    ReindexRows,
+    SearchPage,
     StorageError,
     StoredVersion,
     VersionConflict,
     Write,
 )
+from fhir_server.storage.sqlite_query import SearchRunner
 from fhir_server.storage.sqlite_schema import migrate
 
 T = TypeVar("T")
 Job = tuple[Callable[[sqlite3.Connection], Any], "Future[Any]"]
 MAX_GROUP = 256  # commits merged into one SQLite transaction at most
-CURRENT = "SELECT version, deleted, last_updated FROM resources WHERE type = ? AND id = ?"
+CURRENT = "SELECT version, deleted, last_updated, rid FROM resources WHERE type = ? AND id = ?"
+INDEX_TABLES = tuple(TABLES)
+INSERT_ROWS = {table: f"INSERT OR IGNORE INTO idx_{table} (pid, {', '.join(columns)}, rid) "
+               f"VALUES (?, {', '.join('?' * len(columns))}, ?)"
+               for table, columns in TABLES.items()}
 VERSION_COLUMNS = "h.type, h.id, h.version, h.last_updated, h.content IS NULL, h.content"
 
 
@@ -79,6 +87,8 @@ class SqliteStorage:
         self._last_ms = 0
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._pids: dict[str, int] = {}
+        self._secret = b""
 
     # -- connections -------------------------------------------------------------------
 
@@ -109,6 +119,10 @@ class SqliteStorage:
         conn = self._connect()
         with _translate():
             migrate(conn)
+            conn.execute("INSERT OR IGNORE INTO settings VALUES ('paging-secret', "
+                         "hex(randomblob(32)))")
+            self._secret = bytes.fromhex(conn.execute(
+                "SELECT value FROM settings WHERE key = 'paging-secret'").fetchone()[0])
         self._writer = threading.Thread(target=self._write_loop, args=(conn,),
                                         name="sqlite-writer", daemon=True)
         self._writer.start()
@@ -182,27 +196,37 @@ class SqliteStorage:
         next_seq = entries[-1].seq if len(rows) > query.count else None
         return HistoryPage(entries, total, next_seq)
 
-    async def list_current(self, resource_type: str, ids: Sequence[str] | None,
-                           count: int, offset: int) -> ListPage:
+    async def search(self, query: Query) -> SearchPage:
         return await self._in_pool(
-            lambda conn: self._list(conn, resource_type, ids, count, offset))
+            lambda conn: SearchRunner(conn, lambda key: self._pid(conn, key, False)).run(query))
 
-    @staticmethod
-    def _list(conn: sqlite3.Connection, resource_type: str, ids: Sequence[str] | None,
-              count: int, offset: int) -> ListPage:
-        condition = "r.type = ? AND r.deleted = 0"
-        params: list[str | int] = [resource_type]
-        if ids is not None:
-            condition += f" AND r.id IN ({', '.join('?' * len(ids))})"
-            params += list(ids)
-        with _translate():
-            total = conn.execute(f"SELECT count(*) FROM resources r WHERE {condition}",
-                                 params).fetchone()[0]
-            rows = conn.execute(
-                f"SELECT h.content FROM resources r JOIN history h ON h.seq = r.seq "
-                f"WHERE {condition} ORDER BY r.id LIMIT ? OFFSET ?",
-                [*params, count, offset]).fetchall()
-        return ListPage([r[0] for r in rows], total)
+    async def secret(self) -> bytes:
+        return self._secret
+
+    async def pending_reindex(self) -> bool:
+        row = self._reader().execute(
+            "SELECT value FROM settings WHERE key = 'reindex'").fetchone()
+        return bool(row and row[0] == "pending")
+
+    async def reindex_batch(self, after_rid: int, size: int,
+                            rows: ReindexRows) -> tuple[int | None, int]:
+        future: Future[tuple[int | None, int]] = Future()
+        self._queue.put((lambda conn: self._reindex(conn, after_rid, size, rows), future))
+        return await asyncio.wrap_future(future)
+
+    def _reindex(self, conn: sqlite3.Connection, after_rid: int, size: int,
+                 rows: ReindexRows) -> tuple[int | None, int]:
+        batch = conn.execute(
+            "SELECT r.rid, h.content FROM resources r JOIN history h ON h.seq = r.seq "
+            "WHERE r.rid > ? AND r.deleted = 0 ORDER BY r.rid LIMIT ?",
+            (after_rid, size)).fetchall()
+        for rid, content in batch:
+            self._clear_index(conn, rid)
+            self._insert_index(conn, rid, rows(content))
+        if len(batch) < size:
+            conn.execute("DELETE FROM settings WHERE key = 'reindex'")
+            return None, len(batch)
+        return int(batch[-1][0]), len(batch)
 
     # -- writes ------------------------------------------------------------------------
 
@@ -267,8 +291,7 @@ class SqliteStorage:
         self._check_integrity(conn, writes, options)
         return results
 
-    @staticmethod
-    def _apply_one(conn: sqlite3.Connection, write: Write, now: int) -> StoredVersion:
+    def _apply_one(self, conn: sqlite3.Connection, write: Write, now: int) -> StoredVersion:
         key = (write.resource_type, write.id)
         row = conn.execute(CURRENT, key).fetchone()
         current, deleted = (row[0], bool(row[1])) if row else (0, True)
@@ -284,20 +307,47 @@ class SqliteStorage:
         seq = conn.execute(
             "INSERT INTO history (type, id, version, last_updated, method, content) "
             "VALUES (?, ?, ?, ?, ?, ?)", (*key, version, now, method, content)).lastrowid
-        conn.execute(
-            "INSERT INTO resources (type, id, seq, version, last_updated, deleted) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (type, id) DO UPDATE SET "
-            "seq = excluded.seq, version = excluded.version, "
-            "last_updated = excluded.last_updated, deleted = excluded.deleted",
-            (*key, seq, version, now, content is None))
-        if row is not None:
+        if row is None:
+            rid = conn.execute(
+                "INSERT INTO resources (type, id, seq, version, last_updated, deleted) "
+                "VALUES (?, ?, ?, ?, ?, ?)", (*key, seq, version, now, content is None)).lastrowid
+        else:
+            rid = row[3]
+            conn.execute("UPDATE resources SET seq = ?, version = ?, last_updated = ?, "
+                         "deleted = ? WHERE rid = ?", (seq, version, now, content is None, rid))
             conn.execute("DELETE FROM refs WHERE src_type = ? AND src_id = ?", key)
+            if not deleted:
+                self._clear_index(conn, rid)
         if write.references:
             conn.executemany(
                 "INSERT OR IGNORE INTO refs VALUES (?, ?, ?, ?)",
                 [(*key, ref.resource_type, ref.id) for ref in write.references])
+        if content is not None and write.index:
+            self._insert_index(conn, rid, write.index)  # type: ignore[arg-type]
         return StoredVersion(*key, version, now, content is None, content or b"",
                              created=deleted and content is not None)
+
+    @staticmethod
+    def _clear_index(conn: sqlite3.Connection, rid: int) -> None:
+        for table in INDEX_TABLES:
+            conn.execute(f"DELETE FROM idx_{table} WHERE rid = ?", (rid,))
+
+    def _insert_index(self, conn: sqlite3.Connection, rid: int, rows: IndexRows) -> None:
+        for table, entries in rows.items():
+            conn.executemany(INSERT_ROWS[table],
+                             [(self._pid(conn, key), *values, rid) for key, values in entries])
+
+    def _pid(self, conn: sqlite3.Connection, key: str, create: bool = True) -> int:
+        """The integer id of an index key (made on first write; -1 if unknown on read)."""
+        pid = self._pids.get(key)
+        if pid is None:
+            if create:
+                conn.execute("INSERT OR IGNORE INTO search_params (key) VALUES (?)", (key,))
+            row = conn.execute("SELECT pid FROM search_params WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                return -1
+            pid = self._pids[key] = row[0]
+        return pid
 
     @staticmethod
     def _check_integrity(conn: sqlite3.Connection, writes: Sequence[Write],

@@ -1,8 +1,11 @@
 """SQLite schema and its migrations, applied in order by ``migrate``.
 
 ``history`` holds every version's canonical bytes once; ``resources`` maps each (type, id)
-to its current version's row; ``refs`` holds outgoing relative references for referential
-integrity. Timestamps are epoch milliseconds.
+to its current version's row and gives it a stable integer ``rid``; ``refs`` holds outgoing
+relative references for referential integrity; ``idx_<table>`` hold the search index rows
+of current versions (``search/plan.TABLES`` names their columns), keyed by ``pid`` from
+``search_params``. Timestamps are epoch milliseconds. Migration 2 marks existing data for
+reindexing (``settings.reindex = pending``).
 """
 
 from __future__ import annotations
@@ -40,6 +43,66 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (src_type, src_id, dst_type, dst_id)
     ) WITHOUT ROWID;
     CREATE INDEX refs_by_target ON refs (dst_type, dst_id);
+    """,
+    """
+    CREATE TABLE resources_new (
+        rid INTEGER PRIMARY KEY,
+        type TEXT NOT NULL,
+        id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        last_updated INTEGER NOT NULL,
+        deleted INTEGER NOT NULL
+    );
+    INSERT INTO resources_new (type, id, seq, version, last_updated, deleted)
+        SELECT type, id, seq, version, last_updated, deleted FROM resources;
+    DROP TABLE resources;
+    ALTER TABLE resources_new RENAME TO resources;
+    CREATE UNIQUE INDEX resources_by_id ON resources (type, id);
+    CREATE INDEX resources_by_updated ON resources (type, last_updated);
+    CREATE TABLE search_params (pid INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO settings SELECT 'reindex', 'pending' WHERE EXISTS (SELECT 1 FROM resources);
+    CREATE TABLE idx_token (
+        pid INTEGER NOT NULL, system TEXT NOT NULL, code TEXT NOT NULL, rid INTEGER NOT NULL,
+        PRIMARY KEY (rid, pid, system, code)) WITHOUT ROWID;
+    CREATE INDEX idx_token_search ON idx_token (pid, code, system, rid);
+    CREATE TABLE idx_string (
+        pid INTEGER NOT NULL, norm TEXT NOT NULL, exact TEXT NOT NULL, rid INTEGER NOT NULL,
+        PRIMARY KEY (rid, pid, norm, exact)) WITHOUT ROWID;
+    CREATE INDEX idx_string_search ON idx_string (pid, norm, rid);
+    CREATE TABLE idx_reference (
+        pid INTEGER NOT NULL, target_type TEXT NOT NULL, target_id TEXT NOT NULL,
+        url TEXT NOT NULL, version TEXT NOT NULL, rid INTEGER NOT NULL,
+        PRIMARY KEY (rid, pid, target_type, target_id, url, version)) WITHOUT ROWID;
+    CREATE INDEX idx_reference_search ON idx_reference (pid, target_id, target_type, rid);
+    CREATE INDEX idx_reference_url ON idx_reference (pid, url, rid) WHERE url != '';
+    CREATE TABLE idx_date (
+        pid INTEGER NOT NULL, low INTEGER NOT NULL, high INTEGER NOT NULL, rid INTEGER NOT NULL,
+        PRIMARY KEY (rid, pid, low, high)) WITHOUT ROWID;
+    CREATE INDEX idx_date_search ON idx_date (pid, low, high, rid);
+    CREATE TABLE idx_number (
+        pid INTEGER NOT NULL, value REAL NOT NULL, rid INTEGER NOT NULL,
+        PRIMARY KEY (rid, pid, value)) WITHOUT ROWID;
+    CREATE INDEX idx_number_search ON idx_number (pid, value, rid);
+    CREATE TABLE idx_quantity (
+        pid INTEGER NOT NULL, system TEXT NOT NULL, code TEXT NOT NULL, value REAL NOT NULL,
+        rid INTEGER NOT NULL,
+        PRIMARY KEY (rid, pid, system, code, value)) WITHOUT ROWID;
+    CREATE INDEX idx_quantity_search ON idx_quantity (pid, code, value, rid);
+    CREATE TABLE idx_uri (
+        pid INTEGER NOT NULL, uri TEXT NOT NULL, rid INTEGER NOT NULL,
+        PRIMARY KEY (rid, pid, uri)) WITHOUT ROWID;
+    CREATE INDEX idx_uri_search ON idx_uri (pid, uri, rid);
+    CREATE TABLE idx_composite (
+        pid INTEGER NOT NULL, system TEXT NOT NULL, code TEXT NOT NULL, v_system TEXT,
+        v_code TEXT, v_low, v_high, v_text TEXT, rid INTEGER NOT NULL);
+    CREATE INDEX idx_composite_search ON idx_composite (pid, code, v_code, rid);
+    CREATE INDEX idx_composite_rid ON idx_composite (rid);
+    CREATE TABLE idx_sort (
+        pid INTEGER NOT NULL, value NOT NULL, rid INTEGER NOT NULL,
+        PRIMARY KEY (rid, pid)) WITHOUT ROWID;
+    CREATE INDEX idx_sort_search ON idx_sort (pid, value, rid);
     """,
 )
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from fhir_server.search.plan import Cmp, IndexMatch, Query, SortKey
 from fhir_server.storage.port import (
     AlreadyExists,
     CommitOptions,
@@ -137,13 +138,28 @@ def test_history_levels_paging_since_and_at(store):
     assert [e.version.version for e in at.entries] == [2]
 
 
-def test_list_current(store):
-    store.commit([put("Patient", "b"), put("Patient", "a"), put("Patient", "c")])
-    store.commit([Write("delete", "Patient", "c")])
-    page = store.list_current("Patient", None, 10, 0)
-    assert page.total == 2 and [orjson.loads(c)["id"] for c in page.contents] == ["a", "b"]
-    assert store.list_current("Patient", ["b", "c"], 10, 0).total == 1
-    assert store.list_current("Patient", None, 1, 1).contents[0].startswith(b'{"resourceType"')
+def test_search_by_index_rows_and_order(store):
+    def indexed(rid: str, code: str, day: int) -> Write:
+        rows = {"token": [("Observation.code", ("http://loinc.org", code))],
+                "date": [("Observation.date", (day, day + 10))],
+                "sort": [("Observation.date", (day,))]}
+        return Write("update", "Observation", rid, put("Observation", rid).render, None, (),
+                     rows)
+
+    store.commit([indexed("a", "1", 300), indexed("b", "2", 100), indexed("c", "1", 200)])
+    code = IndexMatch("token", "Observation.code", ((Cmp("code", "=", "1"),),))
+    page = store.search(Query(("Observation",), (code,)))
+    assert [m.id for m in page.matches] == ["a", "c"] and page.total == 2
+    by_date = store.search(Query(("Observation",), (), (SortKey("Observation.date", True),)))
+    assert [m.id for m in by_date.matches] == ["a", "c", "b"]
+    store.commit([Write("delete", "Observation", "a")])
+    assert [m.id for m in store.search(Query(("Observation",), (code,))).matches] == ["c"]
+    store.commit([indexed("c", "2", 200)])  # an update replaces the index rows
+    assert store.search(Query(("Observation",), (code,))).matches == []
+    first = store.search(Query(("Observation",), count=1))
+    assert first.has_next and [m.id for m in first.matches] == ["b"]
+    rest = store.search(Query(("Observation",), count=1, cursor=first.matches[0].cursor))
+    assert [m.id for m in rest.matches] == ["c"] and not rest.has_next
 
 
 def test_concurrent_commits_are_grouped_and_all_land(store):
@@ -156,4 +172,4 @@ def test_concurrent_commits_are_grouped_and_all_land(store):
     results = store.runner.run(many())
     assert isinstance(results[-1], VersionConflict)
     assert all(r[0].version == 1 for r in results[:-1])
-    assert store.list_current("Patient", None, 1000, 0).total == 300
+    assert store.search(Query(("Patient",), total=True)).total == 300

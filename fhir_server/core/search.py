@@ -1,0 +1,84 @@
+"""Search as an interaction: parse the request's parameters, run the plan, page it.
+
+Used by search-type, search-system, compartment search, conditional interactions and
+conditional references; knows neither HTTP nor SQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fhir_server.core.errors import FhirError
+from fhir_server.core.paging import PageTokens, fingerprint
+from fhir_server.search.parse import ParsedSearch, SearchParser
+from fhir_server.search.plan import AnyOf, Cmp, IndexMatch, Node, Query
+from fhir_server.search.registry import SearchRegistry
+from fhir_server.storage.port import SearchPage, Storage
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    parsed: ParsedSearch
+    page: SearchPage
+    next_token: str | None
+    previous_token: str | None
+
+
+class Searcher:
+    """Runs searches for the service."""
+
+    def __init__(self, storage: Storage, registry: SearchRegistry, parser: SearchParser) -> None:
+        self.storage = storage
+        self.registry = registry
+        self.parser = parser
+        self.tokens = PageTokens(b"")
+
+    def use_secret(self, secret: bytes) -> None:
+        self.tokens = PageTokens(secret)
+
+    def parse(self, types: tuple[str, ...], pairs: list[tuple[str, str]],
+              strict: bool = False) -> ParsedSearch:
+        parsed = self.parser.parse(types, pairs)
+        if strict and parsed.unknown:
+            raise FhirError(f"Unknown search parameter(s): {', '.join(parsed.unknown)}",
+                            parsed.unknown[0])
+        return parsed
+
+    async def search(self, parsed: ParsedSearch, page_token: str | None = None,
+                     extra: tuple[Node, ...] = ()) -> SearchResult:
+        """Run a parsed search, from the position a ``_page`` token names."""
+        query = parsed.query
+        key = fingerprint(query.types, parsed.used + [(f"~{n}", repr(n)) for n in extra])
+        cursor = self.tokens.parse(page_token, key) if page_token else None
+        query = Query(query.types, query.where + extra, query.sort, query.count, cursor,
+                      query.total, query.includes, query.include_limit)
+        page = await self.storage.search(query)
+        next_token = previous_token = None
+        if page.matches and page.has_next:
+            next_token = self.tokens.render(page.matches[-1].cursor, key)
+        if page.matches and page.has_previous:
+            first = page.matches[0].cursor
+            previous_token = self.tokens.render(
+                type(first)(first.values, first.rid, True), key)
+        return SearchResult(parsed, page, next_token, previous_token)
+
+    async def matching_ids(self, resource_type: str, criteria: list[tuple[str, str]],
+                           limit: int = 2) -> list[str]:
+        """Ids of up to ``limit`` resources matching criteria (conditional interactions)."""
+        parsed = self.parse((resource_type,), [*criteria, ("_count", str(limit))], strict=True)
+        if not parsed.query.where:
+            raise FhirError("A conditional request needs search criteria", resource_type)
+        result = await self.storage.search(parsed.query)
+        return [m.id for m in result.matches]
+
+    def compartment(self, compartment: str, id: str, resource_type: str) -> Node:
+        """Resources of ``resource_type`` in the compartment of ``compartment``/``id``."""
+        codes = self.registry.compartments.get(compartment, {}).get(resource_type)
+        if not codes:
+            raise FhirError(f"{resource_type} is not in the {compartment} compartment",
+                            f"{compartment}/{id}/{resource_type}")
+        matches = tuple(
+            IndexMatch("reference", p.key, ((Cmp("target_type", "=", compartment),
+                                             Cmp("target_id", "=", id)),))
+            for code in codes if (p := self.registry.get(resource_type, code)) is not None)
+        return AnyOf(matches)

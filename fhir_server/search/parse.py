@@ -1,0 +1,235 @@
+"""Search parameters of a request into a backend-neutral plan (https://hl7.org/fhir/R4/search.html).
+
+Handles parameter modifiers, ``,`` (OR) and repeats (AND), chains of any depth
+(``subject:Patient.organization.name=…``), reverse chains (``_has``, nested), ``_id``,
+``_lastUpdated``, ``:missing``, ``_sort``, ``_count``, ``_total``, ``_include`` /
+``_revinclude`` (``:iterate``, ``*``). Unknown parameters are collected for the caller
+(lenient: left out; strict: 400). Every malformed value is a 400 naming the parameter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fhir_server.core.errors import FhirError
+from fhir_server.search.plan import (
+    AnyOf,
+    Chain,
+    Conjunction,
+    Has,
+    IdMatch,
+    Include,
+    LastUpdated,
+    Missing,
+    Node,
+    Query,
+    SortKey,
+)
+from fhir_server.search.registry import UNSUPPORTED, SearchParam, SearchRegistry
+from fhir_server.search.types import TYPES
+from fhir_server.search.types.base import Context
+from fhir_server.search.types.date import conjunction as date_conjunction
+from fhir_server.search.values import DateRange, prefixed, split_raw
+
+RESULT_PARAMETERS = ("_count", "_sort", "_total", "_summary", "_elements", "_include",
+                     "_revinclude", "_format", "_pretty", "_page", "_type", "_contained",
+                     "_containedType")
+TOTALS = ("none", "estimate", "accurate")
+MAX_CHAIN = 4
+
+
+@dataclass
+class ParsedSearch:
+    """A parsed search: the plan, the parameters it used (for links), the unknown ones."""
+
+    query: Query
+    used: list[tuple[str, str]] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+
+
+class SearchParser:
+    """Parses query pairs for one or more resource types."""
+
+    def __init__(self, registry: SearchRegistry, context: Context, default_count: int,
+                 max_count: int, include_limit: int) -> None:
+        self.registry = registry
+        self.context = context
+        self.default_count = default_count
+        self.max_count = max_count
+        self.include_limit = include_limit
+
+    def parse(self, types: tuple[str, ...], pairs: list[tuple[str, str]]) -> ParsedSearch:
+        where: list[Node] = []
+        parsed = ParsedSearch(Query(types))
+        sort: tuple[SortKey, ...] = ()
+        includes: list[Include] = []
+        count, total = self.default_count, False
+        for name, value in pairs:
+            base = name.split(":", 1)[0]
+            if base in ("_format", "_pretty", "_summary", "_elements", "_page", "_type"):
+                continue
+            if base == "_count":
+                count = self._count(value)
+            elif base == "_sort":
+                sort = self._sort(types, value)
+            elif base == "_total":
+                if value not in TOTALS:
+                    raise FhirError(f"_total must be one of {', '.join(TOTALS)}", "_total")
+                total = value in ("accurate", "estimate")
+            elif base in ("_include", "_revinclude"):
+                includes.append(self._include(name, value, types))
+            elif base in ("_contained", "_containedType"):
+                raise FhirError(f"{base} is not supported", base)
+            else:
+                node = self._criterion(types, name, value, 0)
+                if node is None:
+                    parsed.unknown.append(name)
+                    continue
+                where.append(node)
+            parsed.used.append((name, value))
+        parsed.query = Query(types, tuple(where), sort, count, None, total, tuple(includes),
+                             self.include_limit)
+        return parsed
+
+    # -- result parameters ---------------------------------------------------------------
+
+    def _count(self, value: str) -> int:
+        if not value.isdigit():
+            raise FhirError(f"_count must be a non-negative integer, got {value!r}", "_count")
+        return min(int(value), self.max_count)
+
+    def _sort(self, types: tuple[str, ...], value: str) -> tuple[SortKey, ...]:
+        keys = []
+        for item in value.split(","):
+            code = item.strip()
+            descending = code.startswith("-")
+            code = code.lstrip("-")
+            if code in ("_lastUpdated", "_id"):
+                keys.append(SortKey(code, descending))
+                continue
+            param = self._one_param(types, code, "_sort")
+            if param.type == "composite":
+                raise FhirError(f"Cannot sort by the composite parameter '{code}'", "_sort")
+            keys.append(SortKey(param.key, descending))
+        if not keys:
+            raise FhirError("_sort needs at least one parameter", "_sort")
+        return tuple(keys)
+
+    def _include(self, name: str, value: str, types: tuple[str, ...]) -> Include:
+        reverse = name.startswith("_revinclude")
+        modifier = name.partition(":")[2]
+        if modifier not in ("", "iterate", "recurse"):
+            raise FhirError(f"Unknown modifier on {name}", name)
+        parts = value.split(":")
+        if len(parts) not in (2, 3):
+            raise FhirError(f"{name} needs Type:parameter[:targetType], got {value!r}", name)
+        source, code = parts[0], parts[1]
+        target = parts[2] if len(parts) == 3 else None
+        if source not in self.registry.types:
+            raise FhirError(f"Unknown resource type {source!r} in {name}", name)
+        if not reverse and not modifier and types and source not in types:
+            raise FhirError(f"{name}={value} does not start from the searched type", name)
+        if code == "*":
+            params = [p for p in self.registry.params(source) if p.type == "reference"]
+        else:
+            param = self.registry.get(source, code)
+            if param is None or param.type != "reference":
+                raise FhirError(f"{source} has no reference parameter '{code}'", name)
+            params = [param]
+        if target is not None and target not in self.registry.types:
+            raise FhirError(f"Unknown target type {target!r} in {name}", name)
+        return Include(source, tuple(p.key for p in params), target, reverse,
+                       iterate=bool(modifier))
+
+    # -- criteria -------------------------------------------------------------------------
+
+    def _criterion(self, types: tuple[str, ...], name: str, value: str,
+                   depth: int) -> Node | None:
+        if depth > MAX_CHAIN:
+            raise FhirError(f"Chains deeper than {MAX_CHAIN} are not supported", name)
+        if name.startswith("_has:"):
+            return self._has(types, name, value, depth)
+        head, dot, rest = name.partition(".")
+        code, _, modifier = head.partition(":")
+        if code == "_id":
+            return IdMatch(tuple(split_raw(value, ",")), negate=modifier == "not")
+        if code == "_lastUpdated":
+            return self._last_updated(value)
+        if code in UNSUPPORTED:
+            raise FhirError(f"The search parameter {code} is not supported", code)
+        params = [p for t in (types or self.registry.types) if (p := self.registry.get(t, code))]
+        if not params:
+            return None
+        if not types and len({p.key for p in params}) > 1:
+            raise FhirError(f"'{code}' differs between resource types; name them with _type",
+                            code)
+        if len(types) > 1 and len({p.key for p in params}) > 1:
+            return AnyOf(tuple(self._on_param(p, modifier, dot, rest, value, depth, name)
+                               for p in params))
+        return self._on_param(params[0], modifier, dot, rest, value, depth, name)
+
+    def _on_param(self, param: SearchParam, modifier: str, dot: str, rest: str, value: str,
+                  depth: int, name: str) -> Node:
+        if dot:
+            return self._chain(param, modifier or None, rest, value, depth, name)
+        if modifier == "missing":
+            if value not in ("true", "false"):
+                raise FhirError(f":missing takes true or false, got {value!r}", name)
+            table = "token" if param.type == "token" else param.type
+            return Missing(table, param.key, value == "true")
+        if not value:
+            raise FhirError(f"The parameter '{name}' has no value", name)
+        return TYPES[param.type].compile(param, modifier or None, split_raw(value, ","),
+                                         self.context)
+
+    def _chain(self, param: SearchParam, target: str | None, rest: str, value: str,
+               depth: int, name: str) -> Node:
+        if param.type != "reference":
+            raise FhirError(f"Cannot chain through '{param.code}': it is a {param.type} "
+                            "parameter, not a reference", name)
+        targets = [target] if target else [t for t in (param.targets or self.registry.types)
+                                            if t in self.registry.types]
+        if target and target not in self.registry.types:
+            raise FhirError(f"Unknown chain target type {target!r}", name)
+        chains = []
+        for target_type in targets:
+            inner = self._criterion((target_type,), rest, value, depth + 1)
+            if inner is not None:
+                chains.append(Chain(param.key, target_type, (inner,)))
+        if not chains:
+            raise FhirError(f"No target of '{param.code}' has the parameter "
+                            f"'{rest.split('.')[0].split(':')[0]}'", name)
+        return chains[0] if len(chains) == 1 else AnyOf(tuple(chains))
+
+    def _has(self, types: tuple[str, ...], name: str, value: str, depth: int) -> Node:
+        parts = name.split(":", 3)
+        if len(parts) != 4 or not all(parts[1:]):
+            raise FhirError(f"_has needs _has:Type:reference:parameter, got {name!r}", name)
+        _, source, code, rest = parts
+        if len(types) != 1:
+            raise FhirError("_has needs exactly one resource type to search", name)
+        if source not in self.registry.types:
+            raise FhirError(f"Unknown resource type {source!r} in _has", name)
+        param = self.registry.get(source, code)
+        if param is None or param.type != "reference":
+            raise FhirError(f"{source} has no reference parameter '{code}'", name)
+        inner = self._criterion((source,), rest, value, depth + 1)
+        if inner is None:
+            raise FhirError(f"{source} has no search parameter '{rest.split(':')[0]}'", name)
+        return Has(source, param.key, types[0], (inner,))
+
+    def _last_updated(self, value: str) -> Node:
+        any_of: list[Conjunction] = []
+        for raw in split_raw(value, ","):
+            prefix, text = prefixed(raw)
+            any_of += date_conjunction(prefix, DateRange.parse(text, self.context.zone,
+                                                               "_lastUpdated"))
+        return LastUpdated(tuple(any_of))
+
+    def _one_param(self, types: tuple[str, ...], code: str, where: str) -> SearchParam:
+        params = [p for t in (types or self.registry.types) if (p := self.registry.get(t, code))]
+        if not params:
+            raise FhirError(f"Unknown search parameter '{code}'", where)
+        if len({p.key for p in params}) > 1:
+            raise FhirError(f"'{code}' differs between resource types", where)
+        return params[0]

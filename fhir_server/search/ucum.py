@@ -1,0 +1,42 @@
+"""UCUM canonical forms, so quantities in different units of one dimension compare.
+
+``5.4 mmol/L`` and ``5.4 mmol/l`` (and ``5400 umol/L``) reach the same canonical value and
+unit. Conversion factors come from ucumvert (a UCUM parser onto pint) and are cached per
+unit code; units with an offset (``Cel``) or that do not parse have no canonical form.
+"""
+
+from __future__ import annotations
+
+from functools import cache, lru_cache
+from typing import Any
+
+UCUM = "http://unitsofmeasure.org"
+
+
+@cache
+def _registry() -> Any:
+    from ucumvert import PintUcumRegistry  # type: ignore[import-untyped]  # loads a 0.3 s grammar: only on first use
+
+    return PintUcumRegistry()
+
+
+@lru_cache(maxsize=4096)
+def canonical_unit(code: str) -> tuple[float, str] | None:
+    """(factor, canonical unit) with value × factor in the canonical unit, or None."""
+    try:
+        registry = _registry()
+        quantity = registry.from_ucum(code)
+        if registry.Quantity(0, quantity.units).to_base_units().magnitude != 0:
+            return None  # an offset unit such as Cel: no single factor
+        base = quantity.to_base_units()
+    except Exception:  # ucumvert raises many kinds for units it cannot read
+        return None
+    return float(base.magnitude) / float(quantity.magnitude), f"{base.units:~C}"
+
+
+def canonical(value: float, system: str | None, code: str | None) -> tuple[float, str] | None:
+    """The canonical (value, unit) of a UCUM quantity, or None."""
+    if system != UCUM or not code:
+        return None
+    found = canonical_unit(code)
+    return (value * found[0], found[1]) if found else None

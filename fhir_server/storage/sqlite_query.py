@@ -1,0 +1,281 @@
+"""Running a search plan on SQLite: matching, ordering, keyset paging, includes, totals.
+
+Order and paging:
+- no ``_sort``: resource order (``rid``); the cursor is the last rid, so pages stay exact
+  while others write.
+- ``_sort`` with at most ``SMALL`` matches: the matches' sort values are read and ordered
+  here (any number of keys, missing values last); the cursor holds the last row's keys.
+- ``_sort`` on one key with more matches: driven by that key's index in order (``idx_sort``
+  or ``resources.last_updated``), keyset cursor (value, rid); resources without a value
+  follow in rid order. Further keys only break ties there by rid.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+from fhir_server.search.plan import Cursor, Include, Query, SortKey
+from fhir_server.storage.port import Match, SearchPage
+from fhir_server.storage.sqlite_search import SqlCompiler
+
+SMALL = 2000
+HERE, INDEX = "here", "index"  # the cursor's first value names the plan that made it
+CONTENT = "SELECT r.rid, r.type, r.id, h.content FROM resources r JOIN history h ON h.seq = r.seq"
+COLUMN_SORTS = {"_lastUpdated": "r.last_updated", "_id": "r.id"}
+
+
+class SearchRunner:
+    """One search on one connection."""
+
+    def __init__(self, conn: sqlite3.Connection, pid: Callable[[str], int]) -> None:
+        self.conn = conn
+        self.pid = pid
+        self.compiler = SqlCompiler(pid)
+
+    def run(self, query: Query) -> SearchPage:
+        where, params = self.compiler.where(query.where, "r")
+        if query.types:
+            where += f" AND r.type IN ({', '.join('?' * len(query.types))})"
+            params += list(query.types)
+        where = "r.deleted = 0 AND " + where
+        plan = query.cursor.values[0] if query.cursor and query.cursor.values else None
+        if not query.sort:
+            rows, has_next, has_previous = self._by_rid(query, where, params)
+        elif plan == HERE or (plan is None and self._count(where, params, SMALL + 1) <= SMALL):
+            rows, has_next, has_previous = self._sorted_here(query, where, params)
+        else:
+            rows, has_next, has_previous = self._by_index(query, where, params)
+        total = None
+        if query.total:
+            total = self._count(where, params)
+        elif query.cursor is None and not has_next:
+            total = len(rows)
+        matches = self._load(rows)
+        included, hit = self._includes(query, matches)
+        return SearchPage(matches, included, total, has_next, has_previous, hit)
+
+    # -- counting and loading ----------------------------------------------------------
+
+    def _count(self, where: str, params: list[Any], limit: int | None = None) -> int:
+        inner = f"SELECT 1 FROM resources r WHERE {where}"
+        if limit is not None:
+            inner += f" LIMIT {int(limit)}"
+        return int(self.conn.execute(f"SELECT count(*) FROM ({inner})", params).fetchone()[0])
+
+    def _load(self, rows: list[tuple[int, tuple[Any, ...]]]) -> list[Match]:
+        if not rows:
+            return []
+        found = {r[0]: r for r in self.conn.execute(
+            f"{CONTENT} WHERE r.rid IN ({', '.join('?' * len(rows))})", [r for r, _ in rows])}
+        return [Match(found[rid][1], found[rid][2], found[rid][3], Cursor(keys, rid))
+                for rid, keys in rows if rid in found]
+
+    # -- resource order ----------------------------------------------------------------
+
+    def _by_rid(self, query: Query, where: str,
+                params: list[Any]) -> tuple[list[tuple[int, tuple[Any, ...]]], bool, bool]:
+        cursor = query.cursor
+        backwards = bool(cursor and cursor.backwards)
+        condition = ""
+        if cursor is not None:
+            condition = f" AND r.rid {'<' if backwards else '>'} ?"
+            params = [*params, cursor.rid]
+        order = "DESC" if backwards else "ASC"
+        rids = [row[0] for row in self.conn.execute(
+            f"SELECT r.rid FROM resources r WHERE {where}{condition} ORDER BY r.rid {order} "
+            f"LIMIT ?", [*params, query.count + 1])]
+        more = len(rids) > query.count
+        rids = rids[: query.count]
+        if backwards:
+            rids.reverse()
+            return [(r, ()) for r in rids], True, more
+        return [(r, ()) for r in rids], more, cursor is not None
+
+    # -- small sorted results ------------------------------------------------------------
+
+    def _sort_expression(self, key: SortKey) -> tuple[str, list[Any]]:
+        if key.param in COLUMN_SORTS:
+            return COLUMN_SORTS[key.param], []
+        return "(SELECT value FROM idx_sort WHERE pid = ? AND rid = r.rid)", [self.pid(key.param)]
+
+    def _sorted_here(self, query: Query, where: str,
+                     params: list[Any]) -> tuple[list[tuple[int, tuple[Any, ...]]], bool, bool]:
+        columns, column_params = [], []
+        for key in query.sort:
+            sql, values = self._sort_expression(key)
+            columns.append(sql)
+            column_params += values
+        rows = [(row[0], tuple(row[1:])) for row in self.conn.execute(
+            f"SELECT r.rid, {', '.join(columns)} FROM resources r WHERE {where}",
+            [*column_params, *params])]
+        sentinel = -1
+        cursor = query.cursor
+        if cursor is not None:
+            rows.append((sentinel, tuple(cursor.values[1:])))
+        ordered = [(rid, (HERE, *keys)) for rid, keys in _order(
+            rows, query.sort, cursor.rid if cursor else None,
+            bool(cursor and cursor.backwards))]
+        if cursor is None:
+            page = ordered[: query.count]
+            return page, len(ordered) > query.count, False
+        position = next(i for i, (rid, _) in enumerate(ordered) if rid == sentinel)
+        ordered.pop(position)
+        if cursor.backwards:
+            start = max(position - query.count, 0)
+            return ordered[start:position], True, start > 0
+        page = ordered[position: position + query.count]
+        return page, position + query.count < len(ordered), True
+
+    # -- large sorted results ------------------------------------------------------------
+
+    def _by_index(self, query: Query, where: str,
+                  params: list[Any]) -> tuple[list[tuple[int, tuple[Any, ...]]], bool, bool]:
+        key = query.sort[0]
+        cursor = query.cursor
+        backwards = bool(cursor and cursor.backwards)
+        descending = key.descending != backwards
+        phase_b_first = backwards  # going back from the value-less tail into valued rows
+        missing, value = (cursor.values[1], cursor.values[2]) if cursor else (False, None)
+        rows: list[tuple[int, tuple[Any, ...]]] = []
+        want = query.count + 1
+        phases = ("b", "a") if phase_b_first else ("a", "b")
+        for phase in phases:
+            if len(rows) >= want:
+                break
+            if phase == "a" and cursor is not None and missing and not backwards:
+                continue  # already past the valued rows
+            if phase == "b" and cursor is not None and not missing and backwards:
+                continue  # valued rows come before the value-less ones
+            after = None
+            if cursor is not None and (phase == "b") == bool(missing):
+                after = (value, cursor.rid)
+            rows += self._phase(phase, key, where, params, after, descending,
+                                want - len(rows))
+        more = len(rows) > query.count
+        rows = rows[: query.count]
+        if backwards:
+            rows.reverse()
+            return rows, True, more
+        return rows, more, cursor is not None
+
+    def _phase(self, phase: str, key: SortKey, where: str, params: list[Any],
+               after: tuple[Any, int] | None, descending: bool,
+               limit: int) -> list[tuple[int, tuple[Any, ...]]]:
+        """One phase of an index-driven sort: "a" rows with a value, "b" rows without."""
+        order = "DESC" if descending else "ASC"
+        compare = "<" if descending else ">"
+        if phase == "b":
+            if key.param in COLUMN_SORTS:
+                return []
+            condition = "r.rid NOT IN (SELECT rid FROM idx_sort WHERE pid = ?)"
+            tail: list[Any] = [self.pid(key.param)]
+            if after is not None:
+                condition += f" AND r.rid {compare} ?"
+                tail.append(after[1])
+            return [(row[0], (INDEX, True, None)) for row in self.conn.execute(
+                f"SELECT r.rid FROM resources r WHERE {where} AND {condition} "
+                f"ORDER BY r.rid {order} LIMIT ?", [*params, *tail, limit])]
+        head: list[Any] = []
+        if key.param in COLUMN_SORTS:
+            column, source = COLUMN_SORTS[key.param], "resources r"
+        else:
+            column = "s.value"
+            source = "idx_sort s CROSS JOIN resources r ON r.rid = s.rid AND s.pid = ?"
+            head = [self.pid(key.param)]
+        condition, tail = "1", []
+        if after is not None:
+            condition = f"({column} {compare} ? OR ({column} = ? AND r.rid {compare} ?))"
+            tail = [after[0], after[0], after[1]]
+        return [(row[0], (INDEX, False, row[1])) for row in self.conn.execute(
+            f"SELECT r.rid, {column} FROM {source} WHERE {where} AND {condition} "
+            f"ORDER BY {column} {order}, r.rid {order} LIMIT ?",
+            [*head, *params, *tail, limit])]
+
+    # -- includes --------------------------------------------------------------------------
+
+    def _includes(self, query: Query, matches: list[Match]) -> tuple[list[Match], bool]:
+        if not query.includes or not matches:
+            return [], False
+        seen = {(m.resource_type, m.id) for m in matches}
+        included: list[Match] = []
+        frontier = matches
+        first = True
+        while frontier:
+            found: list[Match] = []
+            for include in query.includes:
+                if include.iterate or first:
+                    found += self._include(include, frontier)
+            new = []
+            for match in found:
+                if (match.resource_type, match.id) not in seen:
+                    seen.add((match.resource_type, match.id))
+                    new.append(match)
+            if len(included) + len(new) > query.include_limit:
+                return included + new[: query.include_limit - len(included)], True
+            included += new
+            frontier = [m for m in new if any(i.iterate for i in query.includes)]
+            first = False
+        return included, False
+
+    def _include(self, include: Include, sources: list[Match]) -> list[Match]:
+        relevant = [m for m in sources if m.resource_type == include.source_type] \
+            if not include.reverse else [m for m in sources if not include.target_type
+                                          or m.resource_type == include.target_type]
+        if not relevant:
+            return []
+        pids = [self.pid(p) for p in include.params]
+        pid_marks = ", ".join("?" * len(pids))
+        if include.reverse:
+            pairs = [(m.resource_type, m.id) for m in relevant]
+            condition = " OR ".join("(f.target_type = ? AND f.target_id = ?)" for _ in pairs)
+            rows = self.conn.execute(
+                f"{CONTENT} JOIN idx_reference f ON f.rid = r.rid WHERE r.deleted = 0 AND "
+                f"r.type = ? AND f.pid IN ({pid_marks}) AND ({condition})",
+                [include.source_type, *pids, *[v for pair in pairs for v in pair]])
+        else:
+            rids = [m.cursor.rid for m in relevant]
+            targets = self.conn.execute(
+                f"SELECT DISTINCT target_type, target_id FROM idx_reference WHERE pid IN "
+                f"({pid_marks}) AND rid IN ({', '.join('?' * len(rids))}) AND target_id != ''"
+                + (" AND target_type = ?" if include.target_type else ""),
+                [*pids, *rids, *([include.target_type] if include.target_type else [])]
+            ).fetchall()
+            if not targets:
+                return []
+            condition = " OR ".join("(r.type = ? AND r.id = ?)" for _ in targets)
+            rows = self.conn.execute(f"{CONTENT} WHERE r.deleted = 0 AND ({condition})",
+                                     [v for pair in targets for v in pair])
+        return [Match(row[1], row[2], row[3], Cursor((), row[0])) for row in rows]
+
+
+def _order(rows: list[tuple[int, tuple[Any, ...]]], keys: tuple[SortKey, ...],
+           sentinel_rid: int | None, before: bool) -> list[tuple[int, tuple[Any, ...]]]:
+    """Rows sorted by the keys (missing values last in either direction), then rid. The
+    sentinel (rid -1) sorts as the row it stands for: just after it, or just before."""
+
+    def rid_key(row: tuple[int, tuple[Any, ...]]) -> tuple[int, int]:
+        if row[0] == -1 and sentinel_rid is not None:
+            return sentinel_rid, -1 if before else 1
+        return row[0], 0
+
+    ordered = sorted(rows, key=rid_key)
+    for index in reversed(range(len(keys))):
+        descending = keys[index].descending
+        rank = _present_first if descending else _missing_last
+
+        def by_key(row: tuple[int, tuple[Any, ...]], i: int = index,
+                   rank: Callable[[Any], tuple[bool, Any]] = rank) -> tuple[bool, Any]:
+            return rank(row[1][i])
+
+        ordered.sort(key=by_key, reverse=descending)
+    return ordered
+
+
+def _present_first(value: Any) -> tuple[bool, Any]:
+    return (True, value) if value is not None else (False, 0)
+
+
+def _missing_last(value: Any) -> tuple[bool, Any]:
+    return (False, value) if value is not None else (True, 0)

@@ -1,0 +1,132 @@
+"""Compiling a search plan (``search/plan.py``) to SQLite SQL over the index tables.
+
+Returns ``(sql, params)`` as data, so tests can assert the SQL. Values are always bound
+parameters; table and column names come only from ``search.plan.TABLES`` through
+:func:`identifier`, never from user text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fhir_server.search.plan import (
+    TABLES,
+    Chain,
+    Cmp,
+    Conjunction,
+    Has,
+    IdMatch,
+    IndexMatch,
+    LastUpdated,
+    Missing,
+    Node,
+)
+
+MAX_TEXT = "\U0010ffff"  # sorts after every other character: the end of a prefix range
+SQL_OPS = {"=": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+Sql = tuple[str, list[Any]]
+
+
+def identifier(table: str, column: str | None = None) -> str:
+    """The quoted name of an index table (or one of its columns), from the fixed vocabulary."""
+    if table not in TABLES or (column is not None and column not in
+                               (*TABLES[table], "pid", "rid")):
+        raise ValueError(f"unknown index table or column: {table}.{column}")
+    return f'"idx_{table}"' if column is None else f'"{column}"'
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class SqlCompiler:
+    """Compiles plan nodes; ``pid`` maps an index key to its integer id (-1 if unknown)."""
+
+    def __init__(self, pid: Callable[[str], int]) -> None:
+        self.pid = pid
+        self._aliases = 0
+
+    def _alias(self) -> str:
+        self._aliases += 1
+        return f"t{self._aliases}"
+
+    def where(self, nodes: tuple[Node, ...], alias: str) -> Sql:
+        """``AND`` of the nodes on resource alias ``alias`` ("1" when empty)."""
+        parts, params = [], []
+        for node in nodes:
+            sql, values = self.node(node, alias)
+            parts.append(sql)
+            params += values
+        return (" AND ".join(parts) or "1"), params
+
+    def node(self, node: Node, alias: str) -> Sql:
+        if isinstance(node, IndexMatch):
+            return self._index_match(node, alias)
+        if isinstance(node, Missing):
+            table = identifier(node.table)
+            operator = "NOT IN" if node.missing else "IN"
+            return (f"{alias}.rid {operator} (SELECT rid FROM {table} WHERE pid = ?)",
+                    [self.pid(node.param)])
+        if isinstance(node, IdMatch):
+            marks = ", ".join("?" * len(node.ids)) or "NULL"
+            return f"{alias}.id {'NOT IN' if node.negate else 'IN'} ({marks})", list(node.ids)
+        if isinstance(node, LastUpdated):
+            return self._any_of(node.any_of, lambda c: f"{alias}.last_updated")
+        if isinstance(node, Chain):
+            inner = self._alias()
+            where, params = self.where(node.where, inner)
+            return (f"{alias}.rid IN (SELECT f.rid FROM idx_reference f WHERE f.pid = ? "
+                    f"AND f.target_type = ? AND f.target_id IN (SELECT {inner}.id FROM "
+                    f"resources {inner} WHERE {inner}.type = ? AND {inner}.deleted = 0 "
+                    f"AND {where}))",
+                    [self.pid(node.param), node.target_type, node.target_type, *params])
+        if isinstance(node, Has):
+            inner = self._alias()
+            where, params = self.where(node.where, inner)
+            return (f"{alias}.type = ? AND {alias}.id IN (SELECT f.target_id FROM "
+                    f"idx_reference f WHERE f.pid = ? AND f.target_type = ? AND f.rid IN "
+                    f"(SELECT {inner}.rid FROM resources {inner} WHERE {inner}.type = ? AND "
+                    f"{inner}.deleted = 0 AND {where}))",
+                    [node.target_type, self.pid(node.param), node.target_type,
+                     node.source_type, *params])
+        parts, params = [], []
+        for child in node.nodes:
+            sql, values = self.node(child, alias)
+            parts.append(f"({sql})")
+            params += values
+        return "(" + " OR ".join(parts) + ")", params
+
+    def _index_match(self, node: IndexMatch, alias: str) -> Sql:
+        table = identifier(node.table)
+        condition, params = self._any_of(node.any_of, lambda c: identifier(node.table, c))
+        operator = "NOT IN" if node.negate else "IN"
+        return (f"{alias}.rid {operator} (SELECT rid FROM {table} WHERE pid = ? "
+                f"AND ({condition}))", [self.pid(node.param), *params])
+
+    def _any_of(self, any_of: tuple[Conjunction, ...],
+                column: Callable[[str], str]) -> Sql:
+        alternatives, params = [], []
+        for conjunction in any_of:
+            parts = []
+            for cmp in conjunction:
+                sql, values = self._cmp(cmp, column(cmp.column))
+                parts.append(sql)
+                params += values
+            alternatives.append("(" + (" AND ".join(parts) or "1") + ")")
+        return (" OR ".join(alternatives) or "0"), params
+
+    @staticmethod
+    def _cmp(cmp: Cmp, column: str) -> Sql:
+        if cmp.op in SQL_OPS:
+            return f"{column} {SQL_OPS[cmp.op]} ?", [cmp.value]
+        if cmp.op == "prefix":
+            return f"{column} >= ? AND {column} < ?", [cmp.value, cmp.value + MAX_TEXT]
+        if cmp.op == "contains":
+            return f"{column} LIKE ? ESCAPE '\\'", [f"%{_escape_like(cmp.value)}%"]
+        if cmp.op == "in":
+            values = list(cmp.value)
+            return (f"{column} IN ({', '.join('?' * len(values))})" if values else "0"), values
+        if cmp.op == "is-null":
+            return f"{column} IS NULL", []
+        raise ValueError(f"unknown operator {cmp.op}")
