@@ -37,8 +37,8 @@ class Searcher:
         self.tokens = PageTokens(secret)
 
     def parse(self, types: tuple[str, ...], pairs: list[tuple[str, str]],
-              strict: bool = False) -> ParsedSearch:
-        parsed = self.parser.parse(types, pairs)
+              strict: bool = False, base_url: str = "") -> ParsedSearch:
+        parsed = self.parser.parse(types, pairs, base_url)
         if strict and parsed.unknown:
             raise FhirError(f"Unknown search parameter(s): {', '.join(parsed.unknown)}",
                             parsed.unknown[0])

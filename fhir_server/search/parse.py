@@ -9,7 +9,7 @@ Handles parameter modifiers, ``,`` (OR) and repeats (AND), chains of any depth
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from fhir_server.core.errors import FhirError
 from fhir_server.search.plan import (
@@ -58,7 +58,10 @@ class SearchParser:
         self.max_count = max_count
         self.include_limit = include_limit
 
-    def parse(self, types: tuple[str, ...], pairs: list[tuple[str, str]]) -> ParsedSearch:
+    def parse(self, types: tuple[str, ...], pairs: list[tuple[str, str]],
+              base_url: str = "") -> ParsedSearch:
+        """The plan of a search; ``base_url`` makes absolute references to us local."""
+        context = replace(self.context, base_url=base_url)
         where: list[Node] = []
         parsed = ParsedSearch(Query(types))
         sort: tuple[SortKey, ...] = ()
@@ -81,7 +84,7 @@ class SearchParser:
             elif base in ("_contained", "_containedType"):
                 raise FhirError(f"{base} is not supported", base)
             else:
-                node = self._criterion(types, name, value, 0)
+                node = self._criterion(types, name, value, 0, context)
                 if node is None:
                     parsed.unknown.append(name)
                     continue
@@ -144,17 +147,17 @@ class SearchParser:
     # -- criteria -------------------------------------------------------------------------
 
     def _criterion(self, types: tuple[str, ...], name: str, value: str,
-                   depth: int) -> Node | None:
+                   depth: int, context: Context) -> Node | None:
         if depth > MAX_CHAIN:
             raise FhirError(f"Chains deeper than {MAX_CHAIN} are not supported", name)
         if name.startswith("_has:"):
-            return self._has(types, name, value, depth)
+            return self._has(types, name, value, depth, context)
         head, dot, rest = name.partition(".")
         code, _, modifier = head.partition(":")
         if code == "_id":
             return IdMatch(tuple(split_raw(value, ",")), negate=modifier == "not")
         if code == "_lastUpdated":
-            return self._last_updated(value)
+            return self._last_updated(value, context)
         if code in UNSUPPORTED:
             raise FhirError(f"The search parameter {code} is not supported", code)
         params = [p for t in (types or self.registry.types) if (p := self.registry.get(t, code))]
@@ -164,14 +167,14 @@ class SearchParser:
             raise FhirError(f"'{code}' differs between resource types; name them with _type",
                             code)
         if len(types) > 1 and len({p.key for p in params}) > 1:
-            return AnyOf(tuple(self._on_param(p, modifier, dot, rest, value, depth, name)
-                               for p in params))
-        return self._on_param(params[0], modifier, dot, rest, value, depth, name)
+            return AnyOf(tuple(self._on_param(p, modifier, dot, rest, value, depth, name,
+                                              context) for p in params))
+        return self._on_param(params[0], modifier, dot, rest, value, depth, name, context)
 
     def _on_param(self, param: SearchParam, modifier: str, dot: str, rest: str, value: str,
-                  depth: int, name: str) -> Node:
+                  depth: int, name: str, context: Context) -> Node:
         if dot:
-            return self._chain(param, modifier or None, rest, value, depth, name)
+            return self._chain(param, modifier or None, rest, value, depth, name, context)
         if modifier == "missing":
             if value not in ("true", "false"):
                 raise FhirError(f":missing takes true or false, got {value!r}", name)
@@ -180,10 +183,10 @@ class SearchParser:
         if not value:
             raise FhirError(f"The parameter '{name}' has no value", name)
         return TYPES[param.type].compile(param, modifier or None, split_raw(value, ","),
-                                         self.context)
+                                         context)
 
     def _chain(self, param: SearchParam, target: str | None, rest: str, value: str,
-               depth: int, name: str) -> Node:
+               depth: int, name: str, context: Context) -> Node:
         if param.type != "reference":
             raise FhirError(f"Cannot chain through '{param.code}': it is a {param.type} "
                             "parameter, not a reference", name)
@@ -193,7 +196,7 @@ class SearchParser:
             raise FhirError(f"Unknown chain target type {target!r}", name)
         chains = []
         for target_type in targets:
-            inner = self._criterion((target_type,), rest, value, depth + 1)
+            inner = self._criterion((target_type,), rest, value, depth + 1, context)
             if inner is not None:
                 chains.append(Chain(param.key, target_type, (inner,)))
         if not chains:
@@ -201,7 +204,8 @@ class SearchParser:
                             f"'{rest.split('.')[0].split(':')[0]}'", name)
         return chains[0] if len(chains) == 1 else AnyOf(tuple(chains))
 
-    def _has(self, types: tuple[str, ...], name: str, value: str, depth: int) -> Node:
+    def _has(self, types: tuple[str, ...], name: str, value: str, depth: int,
+             context: Context) -> Node:
         parts = name.split(":", 3)
         if len(parts) != 4 or not all(parts[1:]):
             raise FhirError(f"_has needs _has:Type:reference:parameter, got {name!r}", name)
@@ -213,16 +217,16 @@ class SearchParser:
         param = self.registry.get(source, code)
         if param is None or param.type != "reference":
             raise FhirError(f"{source} has no reference parameter '{code}'", name)
-        inner = self._criterion((source,), rest, value, depth + 1)
+        inner = self._criterion((source,), rest, value, depth + 1, context)
         if inner is None:
             raise FhirError(f"{source} has no search parameter '{rest.split(':')[0]}'", name)
         return Has(source, param.key, types[0], (inner,))
 
-    def _last_updated(self, value: str) -> Node:
+    def _last_updated(self, value: str, context: Context) -> Node:
         any_of: list[Conjunction] = []
         for raw in split_raw(value, ","):
             prefix, text = prefixed(raw)
-            any_of += date_conjunction(prefix, DateRange.parse(text, self.context.zone,
+            any_of += date_conjunction(prefix, DateRange.parse(text, context.zone,
                                                                "_lastUpdated"))
         return LastUpdated(tuple(any_of))
 

@@ -83,6 +83,8 @@ def conjunctions(raw: str, parameter: str, prefix_columns: tuple[str, str, str] 
             prefix, _rescale(number, scaled), parameter, value_column))
     if system:
         unit += (Cmp(system_column, "=", system),)
+    else:  # canonical rows restate stored values in other units: not for unitless queries
+        unit += (Cmp(system_column, "!=", CANONICAL),)
     if code:
         unit += (Cmp(code_column, "=", code),)
     return tuple((*unit, *c) for c in number_conjunction(prefix, number, parameter,
