@@ -69,7 +69,10 @@ class SearchParser:
         count, total = self.default_count, False
         for name, value in pairs:
             base = name.split(":", 1)[0]
-            if base in ("_format", "_pretty", "_summary", "_elements", "_page", "_type"):
+            if base in ("_format", "_pretty", "_summary", "_elements", "_page"):
+                continue
+            if base == "_type":
+                parsed.used.append((name, value))
                 continue
             if base == "_count":
                 count = self._count(value)
@@ -163,6 +166,9 @@ class SearchParser:
         params = [p for t in (types or self.registry.types) if (p := self.registry.get(t, code))]
         if not params:
             return None
+        if len(types) > 1 and len(params) < len(types):
+            lacking = [t for t in types if self.registry.get(t, code) is None]
+            raise FhirError(f"'{code}' is not a search parameter of {', '.join(lacking)}", code)
         if not types and len({p.key for p in params}) > 1:
             raise FhirError(f"'{code}' differs between resource types; name them with _type",
                             code)

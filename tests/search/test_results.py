@@ -1,0 +1,141 @@
+"""Sorting, paging (stable while writing), includes, totals and summaries of searches."""
+
+from __future__ import annotations
+
+import pytest
+from search_data import RESOURCES
+from support import Client
+
+from fhir_server.app import build_app
+from fhir_server.config import Settings
+
+
+def load(client: Client, resources: list[dict]) -> None:
+    for resource in resources:
+        response = client.put(f"/{resource['resourceType']}/{resource['id']}", json=resource)
+        assert response.status_code in (200, 201), response.text
+
+
+@pytest.fixture
+def data(client):
+    load(client, RESOURCES)
+    return client
+
+
+def match_ids(bundle: dict) -> list[str]:
+    return [e["resource"]["id"] for e in bundle.get("entry", [])
+            if e["search"]["mode"] == "match"]
+
+
+def included(bundle: dict) -> list[str]:
+    return sorted(f"{e['resource']['resourceType']}/{e['resource']['id']}"
+                  for e in bundle.get("entry", []) if e["search"]["mode"] == "include")
+
+
+def link(bundle: dict, relation: str) -> str | None:
+    found = [x["url"] for x in bundle["link"] if x["relation"] == relation]
+    return found[0].split("/fhir", 1)[1] if found else None
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ("_sort=birthdate", ["p1", "p2", "p3", "p4", "p5"]),
+    ("_sort=-birthdate", ["p4", "p3", "p2", "p1", "p5"]),
+    ("_sort=gender,-birthdate", ["p3", "p2", "p1", "p4", "p5"]),
+    ("_sort=name", ["p4", "p3", "p1", "p2", "p5"]),
+    ("_sort=-_id", ["p5", "p4", "p3", "p2", "p1"]),
+    ("_sort=_lastUpdated", ["p1", "p2", "p3", "p4", "p5"]),
+])
+def test_sort(data, query, expected):
+    assert match_ids(data.get(f"/Patient?{query}").json()) == expected
+
+
+def test_sorted_paging_follows_next_and_previous(data):
+    page = data.get("/Patient?_sort=-birthdate&_count=2").json()
+    seen = match_ids(page)
+    pages = [page]
+    while link(page, "next"):
+        page = data.get(link(page, "next")).json()
+        pages.append(page)
+        seen += match_ids(page)
+    assert seen == ["p4", "p3", "p2", "p1", "p5"]
+    back = data.get(link(pages[-1], "previous")).json()
+    assert match_ids(back) == ["p2", "p1"]
+
+
+def test_paging_is_stable_while_others_write(data):
+    page = data.get("/Observation?_count=2").json()
+    seen = match_ids(page)
+    n = 0
+    while link(page, "next"):
+        n += 1
+        data.put(f"/Observation/new{n}", json={  # lands after the cursor: seen once
+            "resourceType": "Observation", "id": f"new{n}", "status": "final",
+            "code": {"text": "x"}})
+        data.delete("/Observation/o6") if n == 1 else None  # a later page shrinks
+        page = data.get(link(page, "next")).json()
+        seen += match_ids(page)
+    assert len(seen) == len(set(seen))
+    assert set(seen) >= {"o1", "o2", "o3", "o4", "o5"} and "o6" not in seen
+
+
+def test_large_sorted_results_page_through_the_index(client):
+    batch = {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"resource": {"resourceType": "Patient", "id": f"b{i}",
+                      "birthDate": f"{1900 + i % 100}-01-{1 + i % 28:02d}"},
+         "request": {"method": "PUT", "url": f"Patient/b{i}"}} for i in range(2100)]}
+    batch["entry"] += [{"resource": {"resourceType": "Patient", "id": "nobirth"},
+                        "request": {"method": "PUT", "url": "Patient/nobirth"}}]
+    assert client.post("", json=batch).status_code == 200
+    page = client.get("/Patient?_sort=-birthdate&_count=500").json()
+    seen = match_ids(page)
+    while link(page, "next"):
+        page = client.get(link(page, "next")).json()
+        seen += match_ids(page)
+    assert len(seen) == 2101 and seen[-1] == "nobirth"
+    years = [int(i[1:]) % 100 for i in seen[:-1]]
+    assert years == sorted(years, reverse=True)
+    back = client.get(link(page, "previous")).json()
+    assert len(match_ids(back)) == 500
+
+
+def test_include_and_revinclude(data):
+    bundle = data.get("/Observation?code=2345-7&_include=Observation:subject").json()
+    assert sorted(match_ids(bundle)) == ["o1", "o2", "o4"]
+    assert included(bundle) == ["Patient/p1", "Patient/p2", "Patient/p3"]
+    rev = data.get("/Patient?_id=p1&_revinclude=Observation:subject").json()
+    assert included(rev) == ["Observation/o1", "Observation/o3"]
+    typed = data.get("/ServiceRequest?_id=sr1&_include=ServiceRequest:performer:Organization")
+    assert included(typed.json()) == ["Organization/org1"]
+    star = data.get("/ServiceRequest?_id=sr1&_include=ServiceRequest:*").json()
+    assert included(star) == ["Organization/org1", "Patient/p1", "Practitioner/pr1"]
+    iterate = data.get("/DiagnosticReport?_id=dr1&_include=DiagnosticReport:result"
+                       "&_include:iterate=Observation:subject").json()
+    assert included(iterate) == ["Observation/o1", "Observation/o3", "Patient/p1"]
+    both = data.get("/Patient?_id=p1&_revinclude=DiagnosticReport:subject"
+                    "&_revinclude:iterate=Observation:subject").json()
+    assert included(both) == ["DiagnosticReport/dr1", "Observation/o1", "Observation/o3"]
+
+
+def test_include_limit_says_so(tmp_path):
+    settings = Settings(storage=f"sqlite:///{tmp_path / 'x.db'}", include_limit=2)
+    with Client(build_app(settings)) as small:
+        load(small, RESOURCES)
+        bundle = small.get("/Observation?_include=Observation:subject").json()
+        modes = [e["search"]["mode"] for e in bundle["entry"]]
+        assert modes.count("include") == 2 and modes[-1] == "outcome"
+        outcome = bundle["entry"][-1]["resource"]
+        assert outcome["issue"][0]["severity"] == "warning"
+
+
+def test_totals_and_summaries(data):
+    assert "total" not in data.get("/Observation?_count=2").json()
+    assert data.get("/Observation?_count=2&_total=accurate").json()["total"] == 6
+    assert data.get("/Observation?_total=none").json()["total"] == 6  # one page: known
+    count = data.get("/Observation?code=2345-7&_summary=count").json()
+    assert count["total"] == 3 and not count.get("entry")
+    summary = data.get("/Patient?_id=p2&_summary=true").json()["entry"][0]["resource"]
+    assert summary["meta"]["tag"][-1]["code"] == "SUBSETTED"
+    elements = data.get("/Patient?_id=p2&_elements=gender").json()["entry"][0]["resource"]
+    assert set(elements) == {"resourceType", "id", "meta", "gender"}
+    zero = data.get("/Patient?_count=0&_total=accurate").json()
+    assert zero["total"] == 5 and not zero.get("entry")
