@@ -25,6 +25,7 @@ class Settings:
     default_count: int = 20
     max_count: int = 1000
     include_limit: int = 1000  # _include/_revinclude results per page; beyond: a warning
+    conditional_delete_max: int = 100  # a conditional DELETE matching more answers 412
     timezone: str = "+08:00"  # for dates without a zone (index and query alike)
     profiles_dir: str = str(Path(__file__).resolve().parent.parent / "profiles")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import orjson
 
 from fhir_server.config import Settings
+from fhir_server.core.conditional import Conditions
 from fhir_server.core.errors import (
     Conflict,
     FhirError,
@@ -81,6 +82,7 @@ class FhirService:
         self.searcher = Searcher(storage, self.search_registry, SearchParser(
             self.search_registry, context, settings.default_count, settings.max_count,
             settings.include_limit))
+        self.conditions = Conditions(self)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -238,6 +240,33 @@ class FhirService:
                 if if_match is not None:
                     raise
         raise Conflict(f"{resource_type}/{id} changed during the patch; try again")
+
+    # -- conditional interactions --------------------------------------------------------
+
+    async def conditional_create(self, resource_type: str, resource: Resource,
+                                 query: str) -> tuple[StoredVersion, bool]:
+        """Create unless ``query`` finds one; (version, created)."""
+        async with self.conditions.locks.lock(f"{resource_type}?{query}"):
+            existing = await self.conditions.create_target(resource_type, query)
+            if existing is not None:
+                return await self.read(resource_type, existing), False
+            return await self.create(resource_type, resource), True
+
+    async def conditional_update(self, resource_type: str, query: str, resource: Resource,
+                                 if_match: int | None = None) -> StoredVersion:
+        rid = await self.conditions.single_target(resource_type, query, "PUT",
+                                                  resource.get("id"))
+        resource.setdefault("id", rid)
+        return await self.update(resource_type, rid, resource, if_match)
+
+    async def conditional_patch(self, resource_type: str, query: str, patch: Patcher,
+                                if_match: int | None = None) -> StoredVersion:
+        rid = await self.conditions.single_target(resource_type, query, "PATCH")
+        return await self.patch(resource_type, rid, patch, if_match)
+
+    async def conditional_delete(self, resource_type: str, query: str) -> list[StoredVersion]:
+        ids = await self.conditions.delete_targets(resource_type, query)
+        return await self.commit([self.prepare_delete(resource_type, i) for i in ids])
 
     async def delete(self, resource_type: str, id: str,
                      if_match: int | None = None) -> StoredVersion:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from fhir_server.core.conditional import Conditions
 from fhir_server.core.errors import FhirError
 from fhir_server.core.patch import JSON_PATCH, Patcher, patcher
 from fhir_server.core.references import rewrite_references
@@ -37,6 +38,7 @@ class Entry:
     resource: Resource | None
     full_url: str | None
     if_match: int | None
+    if_none_exist: str | None = None
 
     @property
     def where(self) -> str:
@@ -84,8 +86,10 @@ def parse_entry(raw: Any, index: int, base_url: str) -> Entry:
     if method in ("POST", "PUT", "PATCH") and resource is None:
         raise FhirError(f"A {method} entry needs a resource", f"{where}.resource")
     tag = request.get("ifMatch")
+    condition = request.get("ifNoneExist")
     return Entry(index, method, url, resource, raw.get("fullUrl"),
-                 parse_etag(tag) if isinstance(tag, str) else None)
+                 parse_etag(tag) if isinstance(tag, str) else None,
+                 condition if isinstance(condition, str) and condition else None)
 
 
 def entry_patcher(entry: Entry) -> Patcher:
@@ -100,64 +104,115 @@ def entry_patcher(entry: Entry) -> Patcher:
     return patcher("application/fhir+json", orjson.dumps(resource))
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one write entry did: its status and the version it left (None: nothing)."""
+
+    status: int
+    stored: StoredVersion | None
+
+
 class TransactionPlanner:
-    """Turns the write entries of a transaction into one atomic commit."""
+    """Turns the write entries of a transaction into one atomic commit.
+
+    Conditional entries are resolved first, against what is stored: ``ifNoneExist`` on
+    POST, ``[type]?criteria`` urls on PUT, PATCH and DELETE, and conditional references
+    (``Patient?identifier=…``) inside resources.
+    """
 
     def __init__(self, service: FhirService) -> None:
         self.service = service
+        self.conditions = Conditions(service)
 
     async def commit(self, entries: list[Entry],
-                     options: CommitOptions | None = None) -> dict[int, StoredVersion]:
+                     options: CommitOptions | None = None) -> dict[int, Outcome]:
         writes = [e for e in entries if e.method in WRITE_ORDER]
-        targets = self._assign_ids(writes)
-        mapping = {e.full_url: f"{t}/{i}" for e, (t, i) in targets.items() if e.full_url}
+        targets: dict[Entry, list[tuple[str, str]]] = {}
+        matched: set[Entry] = set()
+        for entry in writes:
+            targets[entry], found = await self._targets(entry)
+            if found:
+                matched.add(entry)
+        mapping = {e.full_url: "/".join(t[0]) for e, t in targets.items() if e.full_url and t}
         for entry in writes:
             if entry.resource is not None and entry.method != "PATCH":
+                await self.conditions.resolve_references(entry.resource, entry.where, mapping)
                 rewrite_references(entry.resource, mapping)
-        self._refuse_duplicates(targets)
+        self._refuse_duplicates({e: t for e, t in targets.items() if e not in matched})
         prepared: list[tuple[Entry, Prepared]] = []
         for entry in sorted(writes, key=lambda e: WRITE_ORDER[e.method]):
-            prepared.append((entry, await self._prepare(entry, *targets[entry])))
+            if entry not in matched:
+                prepared += [(entry, p) for p in await self._prepare(entry, targets[entry])]
         results = await self.service.commit([p for _, p in prepared], options)
-        return {entry.index: result for (entry, _), result in zip(prepared, results, strict=True)}
-
-    def _assign_ids(self, writes: list[Entry]) -> dict[Entry, tuple[str, str]]:
-        targets: dict[Entry, tuple[str, str]] = {}
+        outcomes: dict[int, Outcome] = {}
+        for (entry, _), stored in zip(prepared, results, strict=True):
+            if entry.index not in outcomes:
+                outcomes[entry.index] = Outcome(_status(entry, stored), stored)
         for entry in writes:
-            parts = entry.parts
-            if entry.method == "POST":
-                if len(parts) != 1:
-                    raise FhirError("A POST entry's url must be a resource type",
-                                    f"{entry.where}.request.url")
-                targets[entry] = (parts[0], self.service.new_id())
-            else:
-                if len(parts) != 2 or entry.query:
-                    raise FhirError(f"A {entry.method} entry's url must be [type]/[id]",
-                                    f"{entry.where}.request.url")
-                targets[entry] = (parts[0], parts[1])
-        return targets
+            if entry in matched:
+                stored = await self.service.read(*targets[entry][0])
+                outcomes[entry.index] = Outcome(200, stored)
+            elif entry.index not in outcomes:  # a conditional delete that matched nothing
+                outcomes[entry.index] = Outcome(204, None)
+        return outcomes
+
+    async def _targets(self, entry: Entry) -> tuple[list[tuple[str, str]], bool]:
+        """The (type, id) an entry writes, and whether a conditional create found one."""
+        parts, where = entry.parts, f"{entry.where}.request.url"
+        if entry.method == "POST":
+            if len(parts) != 1 or entry.query:
+                raise FhirError("A POST entry's url must be a resource type", where)
+            if entry.if_none_exist:
+                existing = await self.conditions.create_target(parts[0], entry.if_none_exist)
+                if existing:
+                    return [(parts[0], existing)], True
+            return [(parts[0], self.service.new_id())], False
+        if entry.query:
+            if len(parts) != 1:
+                raise FhirError(f"A conditional {entry.method} url is [type]?criteria", where)
+            if entry.method == "DELETE":
+                ids = await self.conditions.delete_targets(parts[0], entry.query)
+                return [(parts[0], i) for i in ids], False
+            body_id = (entry.resource or {}).get("id") if entry.method == "PUT" else None
+            rid = await self.conditions.single_target(parts[0], entry.query, entry.method,
+                                                      body_id)
+            return [(parts[0], rid)], False
+        if len(parts) != 2:
+            raise FhirError(f"A {entry.method} entry's url must be [type]/[id]", where)
+        return [(parts[0], parts[1])], False
 
     @staticmethod
-    def _refuse_duplicates(targets: dict[Entry, tuple[str, str]]) -> None:
+    def _refuse_duplicates(targets: dict[Entry, list[tuple[str, str]]]) -> None:
         seen: dict[tuple[str, str], Entry] = {}
-        for entry, target in targets.items():
-            if target in seen:
-                raise FhirError(f"{target[0]}/{target[1]} appears in more than one entry "
-                                f"({seen[target].where} and {entry.where})", entry.where)
-            seen[target] = entry
+        for entry, found in targets.items():
+            for target in found:
+                if target in seen:
+                    raise FhirError(f"{target[0]}/{target[1]} appears in more than one entry "
+                                    f"({seen[target].where} and {entry.where})", entry.where)
+                seen[target] = entry
 
-    async def _prepare(self, entry: Entry, rtype: str, rid: str) -> Prepared:
+    async def _prepare(self, entry: Entry, targets: list[tuple[str, str]]) -> list[Prepared]:
         service, prefix = self.service, f"{entry.where}.resource"
-        service.check_type(rtype)
         if entry.method == "DELETE":
-            return service.prepare_delete(rtype, rid, entry.if_match)
+            return [service.prepare_delete(t, i, entry.if_match) for t, i in targets]
+        [(rtype, rid)] = targets
+        service.check_type(rtype)
         if entry.method == "PATCH":
-            return await service.prepare_patch(rtype, rid, entry_patcher(entry), entry.if_match,
-                                               prefix)
+            return [await service.prepare_patch(rtype, rid, entry_patcher(entry),
+                                                entry.if_match, prefix)]
         resource = entry.resource or {}
         if resource.get("resourceType") != rtype:
             raise FhirError(f"The resource is a {resource.get('resourceType')} but the url "
                             f"names {rtype}", f"{prefix}.resourceType")
         if entry.method == "POST":
-            return service.prepare_create(rtype, resource, prefix, id=rid)
-        return service.prepare_update(rtype, rid, resource, entry.if_match, prefix)
+            return [service.prepare_create(rtype, resource, prefix, id=rid)]
+        resource.setdefault("id", rid)
+        return [service.prepare_update(rtype, rid, resource, entry.if_match, prefix)]
+
+
+def _status(entry: Entry, stored: StoredVersion) -> int:
+    if entry.method == "DELETE":
+        return 204
+    if entry.method == "POST" or stored.created:
+        return 201
+    return 200

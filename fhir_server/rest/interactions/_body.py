@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from fhir_server.core.errors import FhirError
 from fhir_server.core.jsonio import parse_resource
 from fhir_server.core.versioning import parse_etag
@@ -16,6 +18,15 @@ def resource_body(request: FhirRequest, resource_type: str) -> dict:
         raise FhirError(f"The body is a {resource['resourceType']} but the URL names "
                         f"{resource_type}", "resourceType")
     return resource
+
+
+def conditional_query(request: FhirRequest) -> str:
+    """The criteria of a conditional update, patch or delete (its query string)."""
+    criteria = [(k, v) for k, v in request.query if k not in ("_format", "_pretty")]
+    if not criteria:
+        raise FhirError(f"{request.method} on a resource type needs search criteria "
+                        "(a conditional request) or an id", request.path)
+    return urlencode(criteria)
 
 
 def if_match(request: FhirRequest) -> int | None:

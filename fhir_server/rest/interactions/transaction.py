@@ -17,13 +17,18 @@ import orjson
 
 from fhir_server.core.errors import FhirError
 from fhir_server.core.jsonio import parse_json
-from fhir_server.core.transaction import Entry, TransactionPlanner, parse_bundle, parse_entry
+from fhir_server.core.transaction import (
+    Entry,
+    Outcome,
+    TransactionPlanner,
+    parse_bundle,
+    parse_entry,
+)
 from fhir_server.core.versioning import etag, format_instant
 from fhir_server.rest.context import Context
 from fhir_server.rest.negotiation import check_content_type, prefer
 from fhir_server.rest.render import bundle_bytes, json_response, outcome_response
 from fhir_server.rest.request import FhirRequest, FhirResponse
-from fhir_server.storage.port import StoredVersion
 
 
 def _status(code: int) -> str:
@@ -66,12 +71,12 @@ def _from_response(response: FhirResponse) -> bytes:
     return b"{" + b",".join(parts) + b"}"
 
 
-def _from_write(stored: StoredVersion, entry: Entry, base_url: str,
-                representation: bool) -> bytes:
-    if entry.method == "DELETE":
-        answer = {"status": _status(204)}
+def _from_write(outcome: Outcome, base_url: str, representation: bool) -> bytes:
+    stored = outcome.stored
+    if stored is None or stored.deleted:
+        answer = {"status": _status(outcome.status)}
         return b'{"response":' + orjson.dumps(answer) + b"}"
-    answer = {"status": _status(201 if stored.created else 200),
+    answer = {"status": _status(outcome.status),
               "location": f"{stored.resource_type}/{stored.id}/_history/{stored.version}",
               "etag": etag(stored.version),
               "lastModified": format_instant(stored.last_updated_ms)}
@@ -94,8 +99,7 @@ async def transaction(ctx: Context, request: FhirRequest, args: dict[str, str]) 
     out: list[bytes] = []
     for entry in entries:
         if entry.index in results:
-            out.append(_from_write(results[entry.index], entry, request.base_url,
-                                   representation))
+            out.append(_from_write(results[entry.index], request.base_url, representation))
         else:
             response = await ctx.dispatch(_entry_request(entry, request))
             if response.status >= 400:

@@ -1,0 +1,102 @@
+"""Conditional interactions resolved by search (https://hl7.org/fhir/R4/http.html#ccreate).
+
+The outcomes the spec gives for 0, 1 and many matches:
+
+| interaction | 0 | 1 | many |
+| --- | --- | --- | --- |
+| create (``If-None-Exist``) | create | 200, the existing one | 412 |
+| update (``PUT [type]?…``) | create (client id allowed) | update it | 412 |
+| patch (``PATCH [type]?…``) | 404 | patch it | 412 |
+| delete (``DELETE [type]?…``) | nothing to do | delete it | delete all, up to a limit, else 412 |
+| reference (``Patient?identifier=…`` in a transaction) | 412 | that resource | 412 |
+
+The check and the write are two steps; concurrent conditional creates in this process are
+serialised per criteria, so one of them creates and the others find it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
+
+from fhir_server.core.errors import FhirError, NotFound, PreconditionFailed
+from fhir_server.core.references import walk_references
+from fhir_server.types import Resource
+
+if TYPE_CHECKING:
+    from fhir_server.core.service import FhirService
+
+CONDITIONAL_REFERENCE = re.compile(r"(?P<type>[A-Z][A-Za-z]+)\?(?P<query>.+)")
+
+
+class Conditions:
+    """Resolves conditional requests for one service."""
+
+    def __init__(self, service: FhirService) -> None:
+        self.service = service
+        self.locks = CreateLocks()
+
+    async def _matches(self, resource_type: str, query: str, limit: int) -> list[str]:
+        self.service.check_type(resource_type)
+        criteria = parse_qsl(query.lstrip("?"), keep_blank_values=True)
+        return await self.service.searcher.matching_ids(resource_type, criteria, limit)
+
+    async def create_target(self, resource_type: str, query: str) -> str | None:
+        """The id of the one existing match of a conditional create, or None to create."""
+        found = await self._matches(resource_type, query, 2)
+        if len(found) > 1:
+            raise PreconditionFailed(f"If-None-Exist {query!r} matches more than one "
+                                     f"{resource_type}", "If-None-Exist")
+        return found[0] if found else None
+
+    async def single_target(self, resource_type: str, query: str, method: str,
+                            body_id: str | None = None) -> str:
+        """The id a conditional update or patch writes."""
+        found = await self._matches(resource_type, query, 2)
+        if len(found) > 1:
+            raise PreconditionFailed(f"{method} {resource_type}?{query} matches more than "
+                                     f"one resource", f"{resource_type}?{query}")
+        if not found:
+            if method == "PATCH":
+                raise NotFound(f"No {resource_type} matches {query}", f"{resource_type}?{query}")
+            return body_id or self.service.new_id()
+        if body_id is not None and body_id != found[0]:
+            raise FhirError(f"The resource id {body_id!r} differs from the matching "
+                            f"{resource_type}/{found[0]}", f"{resource_type}.id")
+        return found[0]
+
+    async def delete_targets(self, resource_type: str, query: str) -> list[str]:
+        limit = self.service.settings.conditional_delete_max
+        found = await self._matches(resource_type, query, limit + 1)
+        if len(found) > limit:
+            raise PreconditionFailed(f"DELETE {resource_type}?{query} matches more than "
+                                     f"{limit} resources", f"{resource_type}?{query}")
+        return found
+
+    async def resolve_references(self, resource: Resource, where: str,
+                                 mapping: dict[str, str]) -> None:
+        """Add ``Type?criteria`` references of a resource to ``mapping`` as ``Type/id``."""
+        for holder, path in walk_references(resource, f"{where}.resource"):
+            reference = holder["reference"]
+            match = CONDITIONAL_REFERENCE.fullmatch(reference)
+            if match is None or reference in mapping:
+                continue
+            found = await self._matches(match["type"], match["query"], 2)
+            if len(found) != 1:
+                raise PreconditionFailed(
+                    f"The conditional reference {reference} matches {len(found)} resources; "
+                    "exactly one is needed", f"{path}.reference")
+            mapping[reference] = f"{match['type']}/{found[0]}"
+
+
+class CreateLocks:
+    """A fixed set of asyncio locks picked by criteria, so racing conditional creates with
+    the same criteria serialise (and memory stays bounded)."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._locks = [asyncio.Lock() for _ in range(size)]
+
+    def lock(self, key: str) -> asyncio.Lock:
+        return self._locks[hash(key) % len(self._locks)]
