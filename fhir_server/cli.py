@@ -12,7 +12,7 @@ from pathlib import Path
 import uvicorn
 
 from fhir_server.config import Settings
-from fhir_server.loader import load_paths
+from fhir_server.loader import load_paths, reindex_storage
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -35,6 +35,12 @@ def _load(args: argparse.Namespace) -> int:
                                      batch_size=args.batch_size, quiet=args.quiet))
     print(summary.line())
     return 1 if summary.failed else 0
+
+
+def _reindex(args: argparse.Namespace) -> int:
+    count = asyncio.run(reindex_storage(Settings.from_env(storage=args.storage)))
+    print(f"reindexed {count} resources")
+    return 0
 
 
 def demo_folder() -> Path:
@@ -63,6 +69,9 @@ def parser() -> argparse.ArgumentParser:
                       help="skip referential integrity checks (faster bulk loads)")
     load.add_argument("--quiet", action="store_true", help="no progress bar")
     load.set_defaults(run=_load)
+    rebuild = commands.add_parser("reindex", help="rebuild the search index (as $reindex)")
+    rebuild.add_argument("--storage", help="sqlite:///path.db (FHIR_STORAGE)")
+    rebuild.set_defaults(run=_reindex)
     return root
 
 

@@ -152,3 +152,13 @@ async def load_paths(settings: Settings, paths: list[Path], batch_size: int = 50
         await service.close()
     loader.summary.seconds = time.perf_counter() - started
     return loader.summary
+
+
+async def reindex_storage(settings: Settings) -> int:
+    """Open the configured storage and rebuild its search index."""
+    service = build_service(settings)
+    await service.open()
+    try:
+        return await service.reindex()
+    finally:
+        await service.close()

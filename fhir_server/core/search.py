@@ -10,9 +10,11 @@ from dataclasses import dataclass
 
 from fhir_server.core.errors import FhirError
 from fhir_server.core.paging import PageTokens, fingerprint
+from fhir_server.core.terminology import Terminology
 from fhir_server.search.parse import ParsedSearch, SearchParser
 from fhir_server.search.plan import AnyOf, Cmp, IndexMatch, Node, Query
 from fhir_server.search.registry import SearchRegistry
+from fhir_server.search.types.base import CodeSet
 from fhir_server.storage.port import SearchPage, Storage
 
 
@@ -36,9 +38,16 @@ class Searcher:
     def use_secret(self, secret: bytes) -> None:
         self.tokens = PageTokens(secret)
 
+    async def parse_request(self, types: tuple[str, ...], pairs: list[tuple[str, str]],
+                            strict: bool = False, base_url: str = "") -> ParsedSearch:
+        """Parse a client's search, loading the code sets its modifiers name first."""
+        code_set = await Terminology(self).code_set(pairs)
+        return self.parse(types, pairs, strict, base_url, code_set)
+
     def parse(self, types: tuple[str, ...], pairs: list[tuple[str, str]],
-              strict: bool = False, base_url: str = "") -> ParsedSearch:
-        parsed = self.parser.parse(types, pairs, base_url)
+              strict: bool = False, base_url: str = "",
+              code_set: CodeSet | None = None) -> ParsedSearch:
+        parsed = self.parser.parse(types, pairs, base_url, code_set)
         if strict and parsed.unknown:
             raise FhirError(f"Unknown search parameter(s): {', '.join(parsed.unknown)}",
                             parsed.unknown[0])
@@ -65,7 +74,8 @@ class Searcher:
     async def matching_ids(self, resource_type: str, criteria: list[tuple[str, str]],
                            limit: int = 2) -> list[str]:
         """Ids of up to ``limit`` resources matching criteria (conditional interactions)."""
-        parsed = self.parse((resource_type,), [*criteria, ("_count", str(limit))], strict=True)
+        parsed = await self.parse_request((resource_type,), [*criteria, ("_count", str(limit))],
+                                          strict=True)
         if not parsed.query.where:
             raise FhirError("A conditional request needs search criteria", resource_type)
         result = await self.storage.search(parsed.query)

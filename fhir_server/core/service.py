@@ -74,27 +74,37 @@ class FhirService:
         self.new_id = new_id or (lambda: str(uuid.uuid4()))
         self.options = CommitOptions(settings.check_references,
                                      settings.allow_referenced_delete)
-        self.search_registry = SearchRegistry(self.registry.ordered)
-        for path in sorted(Path(settings.profiles_dir).glob("SearchParameter-*.json")):
-            self.search_registry.add_resource(orjson.loads(path.read_bytes()))
-        context = SearchContext(settings.zone)
-        self.indexer = Indexer(self.search_registry, context)
-        self.searcher = Searcher(storage, self.search_registry, SearchParser(
-            self.search_registry, context, settings.default_count, settings.max_count,
-            settings.include_limit))
         self.conditions = Conditions(self)
+        self._secret = b""
+        self._use_search_parameters([])
+
+    def _use_search_parameters(self, stored: list[Resource]) -> None:
+        """(Re)build the search registry: R4, then ``profiles/``, then stored ones."""
+        registry = SearchRegistry(self.registry.ordered)
+        for path in sorted(Path(self.settings.profiles_dir).glob("SearchParameter-*.json")):
+            registry.add_resource(orjson.loads(path.read_bytes()))
+        for resource in stored:
+            registry.add_resource(resource)
+        context = SearchContext(self.settings.zone)
+        self.search_registry = registry
+        self.indexer = Indexer(registry, context)
+        self.searcher = Searcher(self.storage, registry, SearchParser(
+            registry, context, self.settings.default_count, self.settings.max_count,
+            self.settings.include_limit))
+        self.searcher.use_secret(self._secret)
+
+    async def load_search_parameters(self) -> None:
+        """Learn the SearchParameter resources stored on the server."""
+        stored = await self.storage.search(Query(("SearchParameter",), count=100_000))
+        self._use_search_parameters([orjson.loads(m.content) for m in stored.matches])
 
     # -- lifecycle ---------------------------------------------------------------------
 
     async def open(self) -> None:
         """Open storage; learn stored SearchParameters; reindex if the schema asks."""
         await self.storage.open()
-        self.searcher.use_secret(await self.storage.secret())
-        stored = await self.storage.search(Query(("SearchParameter",), count=100_000))
-        added = [self.search_registry.add_resource(orjson.loads(m.content))
-                 for m in stored.matches]
-        if any(added):
-            self.indexer.forget()
+        self._secret = await self.storage.secret()
+        await self.load_search_parameters()
         if await self.storage.pending_reindex():
             await self.reindex()
 

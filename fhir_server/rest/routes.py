@@ -14,10 +14,12 @@ from fhir_server.rest.interactions.search_type import search_type
 from fhir_server.rest.interactions.transaction import transaction
 from fhir_server.rest.interactions.update import update
 from fhir_server.rest.interactions.vread import vread
+from fhir_server.rest.operations.reindex import reindex
 from fhir_server.rest.router import Route
 
 ROUTES: list[Route] = [
     Route("GET", "metadata", ("capabilities",), capabilities),
+    Route("POST", "$reindex", ("reindex",), reindex),
     Route("GET", "", ("search-system",), search_system),
     Route("POST", "_search", ("search-system",), search_system),
     Route("POST", "", ("transaction", "batch"), transaction),

@@ -41,8 +41,8 @@ async def searchset(ctx: Context, request: FhirRequest, types: tuple[str, ...], 
         pairs = [(k, v) for k, v in pairs if k not in ("_count", "_total")]
         pairs += [("_count", "0"), ("_total", "accurate")]
     searcher = ctx.service.searcher
-    parsed = searcher.parse(types, pairs, prefer(request, "handling") == "strict",
-                            request.base_url)
+    parsed = await searcher.parse_request(types, pairs, prefer(request, "handling") == "strict",
+                                          request.base_url)
     page_token = next((v for k, v in reversed(pairs) if k == "_page"), None)
     result = await searcher.search(parsed, page_token, extra)
     request.query = [(k, v) for k, v in pairs if k in PRESENTATION] + [

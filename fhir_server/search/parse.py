@@ -27,7 +27,7 @@ from fhir_server.search.plan import (
 )
 from fhir_server.search.registry import UNSUPPORTED, SearchParam, SearchRegistry
 from fhir_server.search.types import TYPES
-from fhir_server.search.types.base import Context
+from fhir_server.search.types.base import CodeSet, Context
 from fhir_server.search.types.date import conjunction as date_conjunction
 from fhir_server.search.values import DateRange, prefixed, split_raw
 
@@ -59,9 +59,10 @@ class SearchParser:
         self.include_limit = include_limit
 
     def parse(self, types: tuple[str, ...], pairs: list[tuple[str, str]],
-              base_url: str = "") -> ParsedSearch:
-        """The plan of a search; ``base_url`` makes absolute references to us local."""
-        context = replace(self.context, base_url=base_url)
+              base_url: str = "", code_set: CodeSet | None = None) -> ParsedSearch:
+        """The plan of a search; ``base_url`` makes absolute references to us local,
+        ``code_set`` answers the terminology modifiers."""
+        context = replace(self.context, base_url=base_url, code_set=code_set)
         where: list[Node] = []
         parsed = ParsedSearch(Query(types))
         sort: tuple[SortKey, ...] = ()

@@ -117,7 +117,9 @@ class TokenType:
             system, _, code = value.rpartition("|") if modifier in ("above", "below") \
                 else ("", "", value)
             pairs += context.code_set(modifier, system, code)
-        any_of = tuple((Cmp("system", "=", s), Cmp("code", "=", c)) for s, c in pairs)
+        any_of = tuple(tuple(cmp for cmp in (Cmp("system", "=", s) if s else None,
+                                             Cmp("code", "=", c) if c else None) if cmp)
+                       for s, c in pairs)
         return IndexMatch("token", param.key, any_of or ((Cmp("code", "in", ()),),),
                           negate=modifier == "not-in")
 

@@ -1,0 +1,135 @@
+"""Code sets for the token modifiers ``:in``, ``:not-in``, ``:below`` and ``:above``.
+
+Built from the ValueSets and CodeSystems stored on the server, before the search is parsed:
+a ValueSet's ``expansion.contains`` when it has one, else its ``compose.include`` (listed
+concepts, whole code systems, and ``is-a`` / ``descendent-of`` filters over the concept
+hierarchy of a stored CodeSystem). ``:below`` / ``:above`` walk that hierarchy; a code
+system that is not stored yields just the code itself. Full terminology services
+($expand and friends) belong to the terminology module of the profiles issue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import orjson
+
+from fhir_server.core.errors import FhirError
+from fhir_server.search.types.base import CodeSet
+from fhir_server.search.values import split_raw
+from fhir_server.types import Resource
+
+if TYPE_CHECKING:
+    from fhir_server.core.search import Searcher
+
+MODIFIERS = ("in", "not-in", "below", "above")
+FILTERS = ("is-a", "descendent-of")
+
+
+class Hierarchy:
+    """Parent / child links of one CodeSystem's concepts."""
+
+    def __init__(self, code_system: Resource | None) -> None:
+        self.children: dict[str, list[str]] = {}
+        self.parent: dict[str, str] = {}
+        if code_system:
+            self._walk(code_system.get("concept") or [], None)
+
+    def _walk(self, concepts: list[Resource], parent: str | None) -> None:
+        for concept in concepts:
+            code = concept.get("code")
+            if not isinstance(code, str):
+                continue
+            self.children.setdefault(code, [])
+            if parent is not None:
+                self.children[parent].append(code)
+                self.parent[code] = parent
+            self._walk(concept.get("concept") or [], code)
+
+    def all_codes(self) -> list[str]:
+        return list(self.children)
+
+    def below(self, code: str) -> Iterator[str]:
+        yield code
+        for child in self.children.get(code, []):
+            yield from self.below(child)
+
+    def above(self, code: str) -> Iterator[str]:
+        while code:
+            yield code
+            code = self.parent.get(code, "")
+
+
+class Terminology:
+    """Loads what a search's terminology modifiers need and answers them."""
+
+    def __init__(self, searcher: Searcher) -> None:
+        self.searcher = searcher
+
+    async def _by_url(self, resource_type: str, url: str) -> Resource | None:
+        parsed = self.searcher.parse((resource_type,), [("url", url), ("_count", "1")])
+        page = await self.searcher.storage.search(parsed.query)
+        return orjson.loads(page.matches[0].content) if page.matches else None
+
+    async def code_set(self, pairs: list[tuple[str, str]]) -> CodeSet | None:
+        """The lookup the token parameters of this search need, or None if none does."""
+        wanted = [(name.partition(":")[2], v) for name, value in pairs
+                  if name.partition(":")[2] in MODIFIERS for v in split_raw(value, ",")]
+        if not wanted:
+            return None
+        value_sets: dict[str, list[tuple[str, str]]] = {}
+        systems: dict[str, Hierarchy] = {}
+        for modifier, value in wanted:
+            if modifier in ("in", "not-in"):
+                value_sets[value] = await self._expand(value, systems)
+            else:
+                system = value.rpartition("|")[0]
+                if system not in systems:
+                    systems[system] = Hierarchy(await self._by_url("CodeSystem", system))
+
+        def lookup(modifier: str, system: str, code: str) -> list[tuple[str, str]]:
+            if modifier in ("in", "not-in"):
+                return value_sets[code]
+            hierarchy = systems[system]
+            walk = hierarchy.below(code) if modifier == "below" else hierarchy.above(code)
+            return [(system, c) for c in walk]
+
+        return lookup
+
+    async def _expand(self, url: str, systems: dict[str, Hierarchy]) -> list[tuple[str, str]]:
+        value_set = await self._by_url("ValueSet", url)
+        if value_set is None:
+            raise FhirError(f"No ValueSet with url {url} is stored on this server", ":in")
+        contains = (value_set.get("expansion") or {}).get("contains")
+        if contains:
+            return [(c.get("system", ""), c["code"]) for c in _flatten(contains)]
+        pairs: list[tuple[str, str]] = []
+        for include in (value_set.get("compose") or {}).get("include", []):
+            system = include.get("system", "")
+            if include.get("concept"):
+                pairs += [(system, c["code"]) for c in include["concept"] if "code" in c]
+                continue
+            if system not in systems:
+                systems[system] = Hierarchy(await self._by_url("CodeSystem", system))
+            hierarchy = systems[system]
+            filters = include.get("filter") or []
+            if not filters:
+                codes = hierarchy.all_codes()
+                pairs += [(system, c) for c in codes] if codes else [(system, "")]
+            for rule in filters:
+                if rule.get("op") not in FILTERS or rule.get("property") != "concept":
+                    raise FhirError(f"ValueSet {url}: the filter {rule.get('op')!r} on "
+                                    f"{rule.get('property')!r} is not supported here", ":in")
+                found = list(hierarchy.below(rule.get("value", "")))
+                if rule["op"] == "descendent-of":
+                    found = found[1:]
+                pairs += [(system, c) for c in found]
+        return pairs
+
+
+def _flatten(contains: list[Resource]) -> Iterator[Resource]:
+    for item in contains:
+        if "code" in item:
+            yield item
+        yield from _flatten(item.get("contains") or [])
