@@ -41,7 +41,7 @@ class Searcher:
     async def parse_request(self, types: tuple[str, ...], pairs: list[tuple[str, str]],
                             strict: bool = False, base_url: str = "") -> ParsedSearch:
         """Parse a client's search, loading the code sets its modifiers name first."""
-        code_set = await Terminology(self).code_set(pairs)
+        code_set = await Terminology(self).code_set(types, pairs)
         return self.parse(types, pairs, strict, base_url, code_set)
 
     def parse(self, types: tuple[str, ...], pairs: list[tuple[str, str]],

@@ -72,10 +72,18 @@ class Terminology:
         page = await self.searcher.storage.search(parsed.query)
         return orjson.loads(page.matches[0].content) if page.matches else None
 
-    async def code_set(self, pairs: list[tuple[str, str]]) -> CodeSet | None:
+    def _is_token(self, types: tuple[str, ...], name: str) -> bool:
+        code = name.split(".")[-1].partition(":")[0]
+        registry = self.searcher.registry
+        return any((p := registry.get(t, code)) is not None and p.type == "token"
+                   for t in (types or registry.types))
+
+    async def code_set(self, types: tuple[str, ...],
+                       pairs: list[tuple[str, str]]) -> CodeSet | None:
         """The lookup the token parameters of this search need, or None if none does."""
-        wanted = [(name.partition(":")[2], v) for name, value in pairs
-                  if name.partition(":")[2] in MODIFIERS for v in split_raw(value, ",")]
+        wanted = [(name.rpartition(":")[2], v) for name, value in pairs
+                  if name.rpartition(":")[2] in MODIFIERS and self._is_token(types, name)
+                  for v in split_raw(value, ",")]
         if not wanted:
             return None
         value_sets: dict[str, list[tuple[str, str]]] = {}
