@@ -81,16 +81,16 @@ class Terminology:
     async def code_set(self, types: tuple[str, ...],
                        pairs: list[tuple[str, str]]) -> CodeSet | None:
         """The lookup the token parameters of this search need, or None if none does."""
-        wanted = [(name.rpartition(":")[2], v) for name, value in pairs
+        wanted = [(name, v) for name, value in pairs
                   if name.rpartition(":")[2] in MODIFIERS and self._is_token(types, name)
                   for v in split_raw(value, ",")]
         if not wanted:
             return None
         value_sets: dict[str, list[tuple[str, str]]] = {}
         systems: dict[str, Hierarchy] = {}
-        for modifier, value in wanted:
-            if modifier in ("in", "not-in"):
-                value_sets[value] = await self._expand(value, systems)
+        for name, value in wanted:
+            if name.rpartition(":")[2] in ("in", "not-in"):
+                value_sets[value] = await self._expand(value, systems, name)
             else:
                 system = value.rpartition("|")[0]
                 if system not in systems:
@@ -105,10 +105,11 @@ class Terminology:
 
         return lookup
 
-    async def _expand(self, url: str, systems: dict[str, Hierarchy]) -> list[tuple[str, str]]:
+    async def _expand(self, url: str, systems: dict[str, Hierarchy],
+                      name: str) -> list[tuple[str, str]]:
         value_set = await self._by_url("ValueSet", url)
         if value_set is None:
-            raise FhirError(f"No ValueSet with url {url} is stored on this server", ":in")
+            raise FhirError(f"No ValueSet with url {url} is stored on this server", name)
         contains = (value_set.get("expansion") or {}).get("contains")
         if contains:
             return [(c.get("system", ""), c["code"]) for c in _flatten(contains)]
@@ -128,7 +129,7 @@ class Terminology:
             for rule in filters:
                 if rule.get("op") not in FILTERS or rule.get("property") != "concept":
                     raise FhirError(f"ValueSet {url}: the filter {rule.get('op')!r} on "
-                                    f"{rule.get('property')!r} is not supported here", ":in")
+                                    f"{rule.get('property')!r} is not supported here", name)
                 found = list(hierarchy.below(rule.get("value", "")))
                 if rule["op"] == "descendent-of":
                     found = found[1:]
