@@ -109,4 +109,8 @@ def test_capability_statement_lists_what_works(client):
     assert codes == {"read", "vread", "update", "patch", "delete", "history-instance",
                      "history-type", "create", "search-type"}
     assert {i["code"] for i in rest["interaction"]} == {"transaction", "batch",
-                                                          "history-system"}
+                                                          "history-system", "search-system"}
+    params = {p["name"]: p["type"] for p in patient["searchParam"]}
+    assert params["name-pinyin"] == "string" and params["birthdate"] == "date"
+    assert patient["conditionalDelete"] == "multiple"
+    assert "Observation:subject" in patient["searchRevInclude"]

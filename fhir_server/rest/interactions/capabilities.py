@@ -10,26 +10,39 @@ from fhir_server.core.jsonio import dumps
 from fhir_server.rest.context import Context
 from fhir_server.rest.render import json_response
 from fhir_server.rest.request import FhirRequest, FhirResponse
+from fhir_server.search.registry import UNSUPPORTED
 
 TYPE_LEVEL = ("read", "vread", "update", "patch", "delete", "history-instance",
               "history-type", "create", "search-type")
-SYSTEM_LEVEL = ("transaction", "batch", "history-system")
+SYSTEM_LEVEL = ("transaction", "batch", "history-system", "search-system")
 
 
-def capability_statement(ctx: Context, base_url: str) -> dict:
+def _search_params(ctx: Context, rtype: str) -> list[dict[str, str]]:
+    return [{"name": p.code, "definition": p.url, "type": p.type}
+            for p in ctx.service.search_registry.params(rtype) if p.code not in UNSUPPORTED]
+
+
+def capability_statement(ctx: Context, base_url: str) -> dict[str, object]:
     codes = {code for route in ctx.router.routes for code in route.interactions} \
         if ctx.router else set()
+    registry = ctx.service.search_registry
     resources = [{
         "type": rtype,
         "interaction": [{"code": code} for code in TYPE_LEVEL if code in codes],
         "versioning": "versioned-update",
         "readHistory": True,
         "updateCreate": True,
+        "conditionalCreate": True,
         "conditionalRead": "full-support",
-        "conditionalDelete": "not-supported",
+        "conditionalUpdate": True,
+        "conditionalDelete": "multiple",
         "referencePolicy": ["literal", "local", "enforced"],
-        "searchParam": [{"name": "_id", "type": "token",
-                         "definition": "http://hl7.org/fhir/SearchParameter/Resource-id"}],
+        "searchInclude": ["*", *[f"{rtype}:{p.code}" for p in registry.params(rtype)
+                                 if p.type == "reference"]],
+        "searchRevInclude": [f"{source}:{p.code}" for source in registry.types
+                             for p in registry.params(source) if p.type == "reference"
+                             and (not p.targets or rtype in p.targets)],
+        "searchParam": _search_params(ctx, rtype),
     } for rtype in ctx.service.registry.ordered]
     return {
         "resourceType": "CapabilityStatement",
@@ -46,6 +59,14 @@ def capability_statement(ctx: Context, base_url: str) -> dict:
             "mode": "server",
             "resource": resources,
             "interaction": [{"code": code} for code in SYSTEM_LEVEL if code in codes],
+            "searchParam": [{"name": code, "type": kind} for code, kind in (
+                ("_id", "token"), ("_lastUpdated", "date"), ("_tag", "token"),
+                ("_profile", "uri"), ("_security", "token"), ("_source", "uri"),
+                ("_type", "token"))],
+            "operation": [{"name": "reindex",
+                           "definition": f"{base_url}/OperationDefinition/reindex"}],
+            "compartment": [f"http://hl7.org/fhir/CompartmentDefinition/{c.lower()}"
+                            for c in registry.compartments],
         }],
     }
 
