@@ -70,3 +70,57 @@ def test_every_official_example_round_trips(shared_client):
     for name, expression in refused.items():
         assert expression == KNOWN_INVALID.get(name, MISSING_BASE), name
     assert len(refused) <= 12
+
+
+def _stored(types: tuple[str, ...]) -> list[dict]:
+    found = []
+    for rtype in types:
+        for path in r4_package.examples(rtype):
+            resource = orjson.loads(path.read_bytes())
+            if resource.get("resourceType") == rtype and path.name not in KNOWN_INVALID \
+                    and not (rtype == "SearchParameter" and not resource.get("base")):
+                found.append(resource)
+    return found
+
+
+def _ids(client: Client, url: str) -> set[str]:
+    ids: set[str] = set()
+    page = client.get(url).json()
+    while True:
+        ids |= {e["resource"]["id"] for e in page.get("entry", [])
+                if e["search"]["mode"] == "match"}
+        following = [x["url"] for x in page["link"] if x["relation"] == "next"]
+        if not following:
+            return ids
+        page = client.get(following[0].split("/fhir", 1)[1]).json()
+
+
+def test_searches_over_the_official_examples(shared_client):
+    patients = _stored(("Patient",))
+    observations = _stored(("Observation",))
+    assert _ids(shared_client, "/Patient?gender=female") == {
+        p["id"] for p in patients if p.get("gender") == "female"}
+    assert _ids(shared_client, "/Patient?birthdate=lt1950") == {
+        p["id"] for p in patients if p.get("birthDate", "9999")[:4] < "1950"}
+    assert _ids(shared_client, "/Observation?subject=Patient/example") == {
+        o["id"] for o in observations
+        if (o.get("subject") or {}).get("reference") == "Patient/example"}
+    assert _ids(shared_client, "/Observation?code=http://loinc.org|29463-7") == {
+        o["id"] for o in observations
+        if any(c.get("system") == "http://loinc.org" and c.get("code") == "29463-7"
+               for c in (o.get("code") or {}).get("coding", []))}
+    assert _ids(shared_client, "/Observation?value-quantity=gt100") == {
+        o["id"] for o in observations if (o.get("valueQuantity") or {}).get("value", 0) > 100}
+    assert _ids(shared_client, "/Observation?status=final&_count=7") == {
+        o["id"] for o in observations if o.get("status") == "final"}
+
+
+def test_include_completeness_over_the_official_examples(shared_client):
+    reports = _stored(("DiagnosticReport",))
+    bundle = shared_client.get("/DiagnosticReport?_include=DiagnosticReport:result"
+                               "&_count=100").json()
+    included = {f"{e['resource']['resourceType']}/{e['resource']['id']}"
+                for e in bundle["entry"] if e["search"]["mode"] == "include"}
+    stored = {f"Observation/{o['id']}" for o in _stored(("Observation",))}
+    expected = {r["reference"] for report in reports for r in report.get("result", [])}
+    assert included == expected & stored
