@@ -17,8 +17,9 @@ LABS = [("2345-7", "葡萄糖", "mmol/L", 3.9, 11.0), ("2823-3", "钾", "mmol/L"
         ("2951-2", "钠", "mmol/L", 132, 148), ("2093-3", "总胆固醇", "mmol/L", 3.0, 7.5),
         ("4548-4", "糖化血红蛋白", "%", 4.5, 9.8), ("1751-7", "白蛋白", "g/L", 30, 52),
         ("2160-0", "肌酐", "umol/L", 45, 140), ("3094-0", "尿素氮", "mmol/L", 2.5, 9.0)]
-FAMILY = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"
-GIVEN = ["伟", "芳", "娜", "敏", "静", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明"]
+FAMILY = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕"
+GIVEN = ["伟", "芳", "娜", "敏", "静", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明",
+         "超", "秀英", "霞", "平", "刚", "桂英", "建国", "建华", "志强", "丽", "红", "文", "华"]
 
 
 def _urn() -> str:
@@ -31,8 +32,11 @@ def _entry(resource: dict, full_url: str) -> dict:
 
 
 def visit_bundle(rng: random.Random, org: str, practitioner: str, labs: int = 8) -> dict:
-    """One transaction Bundle of 5 + ``labs`` resources referencing ``org``/``practitioner``."""
+    """One transaction Bundle of 5 + ``labs`` resources referencing ``org``/``practitioner``;
+    dates spread over 2025-2026."""
     patient, condition, referral, report = _urn(), _urn(), _urn(), _urn()
+    day = f"{rng.choice((2025, 2026))}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+    when = f"{day}T{rng.randint(7, 18):02d}:{rng.randint(0, 59):02d}:00+08:00"
     birth = f"{rng.randint(1940, 2005)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
     first17 = "500112" + birth.replace("-", "") + f"{rng.randint(0, 999):03d}"
     subject = {"reference": patient}
@@ -45,7 +49,7 @@ def visit_bundle(rng: random.Random, org: str, practitioner: str, labs: int = 8)
             "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"
                                       "observation-category", "code": "laboratory"}]}],
             "code": {"coding": [{"system": "http://loinc.org", "code": code, "display": name}]},
-            "subject": subject, "effectiveDateTime": "2026-11-12T08:30:00+08:00",
+            "subject": subject, "effectiveDateTime": when,
             "performer": [{"reference": org}],
             "valueQuantity": {"value": round(rng.uniform(low, high), 1), "unit": unit,
                               "system": "http://unitsofmeasure.org", "code": unit},
@@ -54,7 +58,8 @@ def visit_bundle(rng: random.Random, org: str, practitioner: str, labs: int = 8)
         ({"resourceType": "Patient",
           "identifier": [{"system": "urn:oid:2.16.156.10011.1.3",
                           "value": first17 + id_card_check(first17)}],
-          "name": [{"text": rng.choice(FAMILY) + rng.choice(GIVEN)}],
+          "name": [{"family": (family := rng.choice(FAMILY)),
+                    "given": [given := rng.choice(GIVEN)], "text": family + given}],
           "gender": rng.choice(["male", "female"]), "birthDate": birth,
           "managingOrganization": {"reference": org}}, patient),
         ({"resourceType": "Condition",
@@ -62,13 +67,14 @@ def visit_bundle(rng: random.Random, org: str, practitioner: str, labs: int = 8)
                                "code": "I10.x00x002", "display": "高血压3级"}]},
           "subject": subject}, condition),
         ({"resourceType": "ServiceRequest", "status": "active", "intent": "order",
-          "priority": rng.choice(["routine", "stat"]), "subject": subject,
+          "priority": rng.choice(["routine"] * 9 + ["stat"]), "subject": subject,
+          "authoredOn": day,
           "requester": {"reference": practitioner}, "performer": [{"reference": org}],
           "reasonReference": [{"reference": condition}]}, referral),
         ({"resourceType": "Task", "status": "requested", "intent": "order",
           "focus": {"reference": referral}, "owner": {"reference": org}}, _urn()),
         ({"resourceType": "DiagnosticReport", "status": "final", "code": {"text": "生化检验"},
-          "subject": subject, "performer": [{"reference": org}],
+          "subject": subject, "performer": [{"reference": org}], "effectiveDateTime": when,
           "result": [{"reference": urn} for _, urn in observations]}, report),
         *observations,
     ]

@@ -115,6 +115,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--bundles", type=int, default=3000)
+    parser.add_argument("--clients", type=int, default=4, help="concurrent ingest clients")
     parser.add_argument("--synthea", type=Path, help="ingest these Synthea bundles instead")
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -143,7 +144,7 @@ def main() -> None:
         create_rps = wrk(f"{base}/Patient", args.seconds, args.connections, script)
         bundles = (synthea(args.synthea) if args.synthea else
                    alliance(args.bundles))
-        resources, seconds = asyncio.run(ingest(base, bundles, concurrency=4))
+        resources, seconds = asyncio.run(ingest(base, bundles, concurrency=args.clients))
     finally:
         stop(server)
     body_file = work / "body.json"

@@ -7,7 +7,6 @@ request and a transaction Bundle share the same preparation and commit path.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from fhir_server.core.errors import (
     NotFound,
     PreconditionFailed,
 )
+from fhir_server.core.ids import Uuid7
 from fhir_server.core.patch import Patcher
 from fhir_server.core.references import local_references
 from fhir_server.core.registry import ResourceRegistry
@@ -71,7 +71,7 @@ class FhirService:
         self.settings = settings
         self.registry = registry or ResourceRegistry()
         self.validator = validator or StructureValidator()
-        self.new_id = new_id or (lambda: str(uuid.uuid4()))
+        self.new_id = new_id or Uuid7()
         self.options = CommitOptions(settings.check_references,
                                      settings.allow_referenced_delete)
         self.conditions = Conditions(self)
@@ -88,6 +88,7 @@ class FhirService:
         context = SearchContext(self.settings.zone)
         self.search_registry = registry
         self.indexer = Indexer(registry, context)
+        self.storage.use_indexer(lambda content: self.indexer.rows(orjson.loads(content)))
         self.searcher = Searcher(self.storage, registry, SearchParser(
             registry, context, self.settings.default_count, self.settings.max_count,
             self.settings.include_limit))

@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from fhir_server.core.conditional import Conditions
 from fhir_server.core.errors import FhirError
 from fhir_server.core.patch import JSON_PATCH, Patcher, patcher
 from fhir_server.core.references import rewrite_references
@@ -122,7 +121,7 @@ class TransactionPlanner:
 
     def __init__(self, service: FhirService) -> None:
         self.service = service
-        self.conditions = Conditions(service)
+        self.conditions = service.conditions
 
     async def commit(self, entries: list[Entry],
                      options: CommitOptions | None = None) -> dict[int, Outcome]:

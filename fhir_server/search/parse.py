@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from fhir_server.core.errors import FhirError
 from fhir_server.search.plan import (
+    AllOf,
     AnyOf,
     Chain,
     Conjunction,
@@ -36,6 +37,7 @@ RESULT_PARAMETERS = ("_count", "_sort", "_total", "_summary", "_elements", "_inc
                      "_containedType")
 TOTALS = ("none", "estimate", "accurate")
 MAX_CHAIN = 4
+SORT_TABLES = {"date": "sort", "number": "sort", "quantity": "sort"}  # others: their table
 
 
 @dataclass
@@ -117,7 +119,8 @@ class SearchParser:
             param = self._one_param(types, code, "_sort")
             if param.type == "composite":
                 raise FhirError(f"Cannot sort by the composite parameter '{code}'", "_sort")
-            keys.append(SortKey(param.key, descending))
+            param = self._parts(param)[0]
+            keys.append(SortKey(param.key, descending, SORT_TABLES.get(param.type, param.type)))
         if not keys:
             raise FhirError("_sort needs at least one parameter", "_sort")
         return tuple(keys)
@@ -145,7 +148,8 @@ class SearchParser:
             params = [param]
         if target is not None and target not in self.registry.types:
             raise FhirError(f"Unknown target type {target!r} in {name}", name)
-        return Include(source, tuple(p.key for p in params), target, reverse,
+        return Include(source, tuple(q.key for p in params for q in self._parts(p)), target,
+                       reverse,
                        iterate=bool(modifier))
 
     # -- criteria -------------------------------------------------------------------------
@@ -180,6 +184,10 @@ class SearchParser:
 
     def _on_param(self, param: SearchParam, modifier: str, dot: str, rest: str, value: str,
                   depth: int, name: str, context: Context) -> Node:
+        if param.union_of:
+            nodes = tuple(self._on_param(part, modifier, dot, rest, value, depth, name, context)
+                          for part in self._parts(param))
+            return AllOf(nodes) if modifier == "missing" and value == "true" else AnyOf(nodes)
         if dot:
             return self._chain(param, modifier or None, rest, value, depth, name, context)
         if modifier == "missing":
@@ -236,6 +244,13 @@ class SearchParser:
             any_of += date_conjunction(prefix, DateRange.parse(text, context.zone,
                                                                "_lastUpdated"))
         return LastUpdated(tuple(any_of))
+
+    def _parts(self, param: SearchParam) -> list[SearchParam]:
+        """The parameters a union parameter stands for (itself otherwise)."""
+        if not param.union_of:
+            return [param]
+        return [p for code in param.union_of
+                if (p := self.registry.get(param.resource_type, code)) is not None]
 
     def _one_param(self, types: tuple[str, ...], code: str, where: str) -> SearchParam:
         params = [p for t in (types or self.registry.types) if (p := self.registry.get(t, code))]

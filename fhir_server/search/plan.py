@@ -93,7 +93,12 @@ class AnyOf:
     nodes: tuple[Node, ...]
 
 
-Node = IndexMatch | Missing | IdMatch | LastUpdated | Chain | Has | AnyOf
+@dataclass(frozen=True, slots=True)
+class AllOf:
+    nodes: tuple[Node, ...]
+
+
+Node = IndexMatch | Missing | IdMatch | LastUpdated | Chain | Has | AnyOf | AllOf
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +107,7 @@ class SortKey:
 
     param: str  # index key, or "_lastUpdated" / "_id"
     descending: bool = False
+    table: str = "sort"  # where the values are: "sort" rows, or a type's index table
 
 
 @dataclass(frozen=True, slots=True)

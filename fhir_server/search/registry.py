@@ -10,7 +10,7 @@ values and compiles query values (``search/types``).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources as package_files
 from typing import Any
@@ -48,6 +48,16 @@ class SearchParam:
     normalizer: str = ""  # "pinyin" for alliance name-pinyin parameters
     deps: frozenset[str] = frozenset()  # top-level JSON keys it reads; empty: always
     key: str = ""  # the index key: "Patient.name"; shared Resource parameters "Resource._tag"
+    union_of: tuple[str, ...] = ()  # codes of the parameters whose rows this one reuses
+
+
+@cache
+def _shape(param: SearchParam) -> tuple[tuple[object, ...], frozenset[str]]:
+    """What decides a parameter's index rows, but for its key: its kind, and the set of
+    its expression's ``|`` parts."""
+    components = tuple((c.type, c.accessor.expression) for c in param.components)
+    parts = frozenset(p.strip() for p in (param.expression or "").split(" | "))
+    return (param.type, param.normalizer, components), parts
 
 
 @cache
@@ -68,6 +78,7 @@ class SearchRegistry:
         for rtype in self.types:
             for code, raw in definitions["params"].get(rtype, {}).items():
                 self._add(rtype, code, raw)
+            self._find_unions(rtype)
 
     def _add(self, rtype: str, code: str, raw: dict[str, Any], normalizer: str = "") -> None:
         expression = raw.get("expression")
@@ -122,6 +133,23 @@ class SearchRegistry:
                 added.append(f"{rtype}.{resource['code']}")
         return added
 
+    def _find_unions(self, rtype: str) -> None:
+        """Mark parameters that add nothing of their own: the same expression as another
+        (``phonetic`` and ``name``), or the union of others' (``combo-code`` is ``code |
+        component-code``). They keep no index rows; queries OR their parts instead."""
+        params = self._params[rtype]
+        shapes = {code: _shape(p) for code, p in params.items() if p.expression}
+        for code, (kind, parts) in shapes.items():
+            if code.startswith("_"):
+                continue
+            same = [c for c, (k, p) in shapes.items() if k == kind and p == parts and c < code]
+            if same:
+                params[code] = replace(params[code], union_of=(same[0],))
+                continue
+            smaller = [c for c, (k, p) in shapes.items() if k == kind and p < parts]
+            if smaller and frozenset().union(*(shapes[c][1] for c in smaller)) == parts:
+                params[code] = replace(params[code], union_of=tuple(sorted(smaller)))
+
     def get(self, resource_type: str, code: str) -> SearchParam | None:
         return self._params.get(resource_type, {}).get(code)
 
@@ -131,4 +159,4 @@ class SearchRegistry:
     def indexed(self, resource_type: str) -> list[SearchParam]:
         """The parameters whose values are extracted into index rows."""
         return [p for p in self.params(resource_type)
-                if p.accessor is not None and p.code not in SPECIAL]
+                if p.accessor is not None and p.code not in SPECIAL and not p.union_of]

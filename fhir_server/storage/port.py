@@ -174,6 +174,9 @@ class Storage(Protocol):
         computing them with ``rows``; return (the last rid done or None when finished,
         how many were done)."""
 
+    def use_indexer(self, rows: ReindexRows) -> None:
+        """How to recompute a stored version's index rows (to remove them on update)."""
+
     async def secret(self) -> bytes:
         """A random secret made once per database (signs paging tokens)."""
 

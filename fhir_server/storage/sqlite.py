@@ -44,12 +44,32 @@ from fhir_server.storage.sqlite_schema import migrate
 T = TypeVar("T")
 Job = tuple[Callable[[sqlite3.Connection], Any], "Future[Any]"]
 MAX_GROUP = 256  # commits merged into one SQLite transaction at most
-CURRENT = "SELECT version, deleted, last_updated, rid FROM resources WHERE type = ? AND id = ?"
-INDEX_TABLES = tuple(TABLES)
+CURRENT = ("SELECT version, deleted, last_updated, rid, seq FROM resources "
+           "WHERE type = ? AND id = ?")
 INSERT_ROWS = {table: f"INSERT OR IGNORE INTO idx_{table} (pid, {', '.join(columns)}, rid) "
                f"VALUES (?, {', '.join('?' * len(columns))}, ?)"
                for table, columns in TABLES.items()}
+DELETE_ROWS = {table: f"DELETE FROM idx_{table} WHERE pid = ? AND "
+               + " AND ".join(f"{c} = ?" for c in columns) + " AND rid = ?"
+               for table, columns in TABLES.items()}
 VERSION_COLUMNS = "h.type, h.id, h.version, h.last_updated, h.content IS NULL, h.content"
+
+
+class RowBatch:
+    """Index and reference rows of one commit, written table by table at its end."""
+
+    def __init__(self) -> None:
+        self.deletes: dict[str, list[tuple[Any, ...]]] = {}
+        self.inserts: dict[str, list[tuple[Any, ...]]] = {}
+        self.refs: list[tuple[str, str, str, str]] = []
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        for table, rows in self.deletes.items():
+            conn.executemany(DELETE_ROWS[table], rows)
+        for table, rows in self.inserts.items():
+            conn.executemany(INSERT_ROWS[table], rows)
+        if self.refs:
+            conn.executemany("INSERT OR IGNORE INTO refs VALUES (?, ?, ?, ?)", self.refs)
 
 
 def path_from_url(url: str) -> str:
@@ -89,6 +109,7 @@ class SqliteStorage:
         self._lock = threading.Lock()
         self._pids: dict[str, int] = {}
         self._secret = b""
+        self.index_of: ReindexRows | None = None
 
     # -- connections -------------------------------------------------------------------
 
@@ -99,6 +120,8 @@ class SqliteStorage:
         conn.execute("PRAGMA busy_timeout=10000")
         conn.execute("PRAGMA cache_size=-65536")
         conn.execute("PRAGMA mmap_size=268435456")
+        conn.execute("PRAGMA wal_autocheckpoint=16384")  # 64 MiB: fewer, larger checkpoints
+        conn.execute("PRAGMA temp_store=MEMORY")
         with self._lock:
             self._connections.append(conn)
         return conn
@@ -200,6 +223,9 @@ class SqliteStorage:
         return await self._in_pool(
             lambda conn: SearchRunner(conn, lambda key: self._pid(conn, key, False)).run(query))
 
+    def use_indexer(self, rows: ReindexRows) -> None:
+        self.index_of = rows
+
     async def secret(self) -> bytes:
         return self._secret
 
@@ -216,13 +242,17 @@ class SqliteStorage:
 
     def _reindex(self, conn: sqlite3.Connection, after_rid: int, size: int,
                  rows: ReindexRows) -> tuple[int | None, int]:
+        if after_rid == 0:
+            for table in TABLES:
+                conn.execute(f"DELETE FROM idx_{table}")
         batch = conn.execute(
             "SELECT r.rid, h.content FROM resources r JOIN history h ON h.seq = r.seq "
             "WHERE r.rid > ? AND r.deleted = 0 ORDER BY r.rid LIMIT ?",
             (after_rid, size)).fetchall()
+        queued = RowBatch()
         for rid, content in batch:
-            self._clear_index(conn, rid)
-            self._insert_index(conn, rid, rows(content))
+            self._add_rows(conn, queued.inserts, rid, rows(content))
+        queued.flush(conn)
         if len(batch) < size:
             conn.execute("DELETE FROM settings WHERE key = 'reindex'")
             return None, len(batch)
@@ -287,11 +317,14 @@ class SqliteStorage:
     def _apply(self, conn: sqlite3.Connection, writes: Sequence[Write],
                options: CommitOptions) -> list[StoredVersion]:
         now = self._now()
-        results = [self._apply_one(conn, write, now) for write in writes]
+        batch = RowBatch()
+        results = [self._apply_one(conn, write, now, batch) for write in writes]
+        batch.flush(conn)
         self._check_integrity(conn, writes, options)
         return results
 
-    def _apply_one(self, conn: sqlite3.Connection, write: Write, now: int) -> StoredVersion:
+    def _apply_one(self, conn: sqlite3.Connection, write: Write, now: int,
+                   batch: RowBatch) -> StoredVersion:
         key = (write.resource_type, write.id)
         row = conn.execute(CURRENT, key).fetchone()
         current, deleted = (row[0], bool(row[1])) if row else (0, True)
@@ -308,34 +341,31 @@ class SqliteStorage:
             "INSERT INTO history (type, id, version, last_updated, method, content) "
             "VALUES (?, ?, ?, ?, ?, ?)", (*key, version, now, method, content)).lastrowid
         if row is None:
-            rid = conn.execute(
+            rid = int(conn.execute(
                 "INSERT INTO resources (type, id, seq, version, last_updated, deleted) "
-                "VALUES (?, ?, ?, ?, ?, ?)", (*key, seq, version, now, content is None)).lastrowid
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (*key, seq, version, now, content is None)).lastrowid or 0)
         else:
             rid = row[3]
             conn.execute("UPDATE resources SET seq = ?, version = ?, last_updated = ?, "
                          "deleted = ? WHERE rid = ?", (seq, version, now, content is None, rid))
             conn.execute("DELETE FROM refs WHERE src_type = ? AND src_id = ?", key)
-            if not deleted:
-                self._clear_index(conn, rid)
-        if write.references:
-            conn.executemany(
-                "INSERT OR IGNORE INTO refs VALUES (?, ?, ?, ?)",
-                [(*key, ref.resource_type, ref.id) for ref in write.references])
+            if not deleted and self.index_of is not None:
+                old = conn.execute("SELECT content FROM history WHERE seq = ?",
+                                   (row[4],)).fetchone()[0]
+                self._add_rows(conn, batch.deletes, rid, self.index_of(old))
+        batch.refs += [(*key, ref.resource_type, ref.id) for ref in write.references]
         if content is not None and write.index:
-            self._insert_index(conn, rid, write.index)  # type: ignore[arg-type]
+            self._add_rows(conn, batch.inserts, rid, write.index)
         return StoredVersion(*key, version, now, content is None, content or b"",
                              created=deleted and content is not None)
 
-    @staticmethod
-    def _clear_index(conn: sqlite3.Connection, rid: int) -> None:
-        for table in INDEX_TABLES:
-            conn.execute(f"DELETE FROM idx_{table} WHERE rid = ?", (rid,))
-
-    def _insert_index(self, conn: sqlite3.Connection, rid: int, rows: IndexRows) -> None:
+    def _add_rows(self, conn: sqlite3.Connection, into: dict[str, list[tuple[Any, ...]]],
+                  rid: int, rows: IndexRows) -> None:
+        """Queue one resource's index rows (as statement parameters) per table."""
         for table, entries in rows.items():
-            conn.executemany(INSERT_ROWS[table],
-                             [(self._pid(conn, key), *values, rid) for key, values in entries])
+            into.setdefault(table, []).extend(
+                (self._pid(conn, key), *values, rid) for key, values in entries)
 
     def _pid(self, conn: sqlite3.Connection, key: str, create: bool = True) -> int:
         """The integer id of an index key (made on first write; -1 if unknown on read)."""

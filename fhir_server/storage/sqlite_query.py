@@ -24,6 +24,7 @@ SMALL = 2000
 HERE, INDEX = "here", "index"  # the cursor's first value names the plan that made it
 CONTENT = "SELECT r.rid, r.type, r.id, h.content FROM resources r JOIN history h ON h.seq = r.seq"
 COLUMN_SORTS = {"_lastUpdated": "r.last_updated", "_id": "r.id"}
+SORT_COLUMNS = {"string": "norm", "token": "code", "reference": "target_id", "uri": "uri"}
 
 
 class SearchRunner:
@@ -43,7 +44,8 @@ class SearchRunner:
         plan = query.cursor.values[0] if query.cursor and query.cursor.values else None
         if not query.sort:
             rows, has_next, has_previous = self._by_rid(query, where, params)
-        elif plan == HERE or (plan is None and self._count(where, params, SMALL + 1) <= SMALL):
+        elif plan == HERE or (plan is None and (not _indexed(query.sort[0]) or self._count(
+                where, params, SMALL + 1) <= SMALL)):
             rows, has_next, has_previous = self._sorted_here(query, where, params)
         else:
             rows, has_next, has_previous = self._by_index(query, where, params)
@@ -98,7 +100,18 @@ class SearchRunner:
     def _sort_expression(self, key: SortKey) -> tuple[str, list[Any]]:
         if key.param in COLUMN_SORTS:
             return COLUMN_SORTS[key.param], []
-        return "(SELECT value FROM idx_sort WHERE pid = ? AND rid = r.rid)", [self.pid(key.param)]
+        if key.table == "sort":
+            return "(SELECT value FROM idx_sort WHERE pid = ? AND rid = r.rid)", [
+                self.pid(key.param)]
+        return "NULL", []
+
+    def _lowest(self, key: SortKey, where: str, params: list[Any]) -> dict[int, Any]:
+        """The lowest value per matching resource of a parameter without sort rows."""
+        column = SORT_COLUMNS[key.table]
+        return dict(self.conn.execute(
+            f"SELECT rid, min({column}) FROM idx_{key.table} WHERE pid = ? AND rid IN "
+            f"(SELECT r.rid FROM resources r WHERE {where}) GROUP BY rid",
+            [self.pid(key.param), *params]).fetchall())
 
     def _sorted_here(self, query: Query, where: str,
                      params: list[Any]) -> tuple[list[tuple[int, tuple[Any, ...]]], bool, bool]:
@@ -110,6 +123,11 @@ class SearchRunner:
         rows = [(row[0], tuple(row[1:])) for row in self.conn.execute(
             f"SELECT r.rid, {', '.join(columns)} FROM resources r WHERE {where}",
             [*column_params, *params])]
+        for index, key in enumerate(query.sort):
+            if key.param not in COLUMN_SORTS and key.table != "sort":
+                lowest = self._lowest(key, where, params)
+                rows = [(rid, (*keys[:index], lowest.get(rid), *keys[index + 1:]))
+                        for rid, keys in rows]
         sentinel = -1
         cursor = query.cursor
         if cursor is not None:
@@ -248,6 +266,11 @@ class SearchRunner:
             rows = self.conn.execute(f"{CONTENT} WHERE r.deleted = 0 AND ({condition})",
                                      [v for pair in targets for v in pair])
         return [Match(row[1], row[2], row[3], Cursor((), row[0])) for row in rows]
+
+
+def _indexed(key: SortKey) -> bool:
+    """Whether results can be walked in this key's order by an index."""
+    return key.param in COLUMN_SORTS or key.table == "sort"
 
 
 def _order(rows: list[tuple[int, tuple[Any, ...]]], keys: tuple[SortKey, ...],

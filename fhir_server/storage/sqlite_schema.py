@@ -104,6 +104,43 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (rid, pid)) WITHOUT ROWID;
     CREATE INDEX idx_sort_search ON idx_sort (pid, value, rid);
     """,
+    # 3: one B-tree per index table, ordered for search; a row is removed by its full key,
+    # recomputed from the version it indexed (only idx_reference and idx_sort keep a rid
+    # index, for _include and sorting).
+    """
+    DROP TABLE idx_token; DROP TABLE idx_string; DROP TABLE idx_reference;
+    DROP TABLE idx_date; DROP TABLE idx_number; DROP TABLE idx_quantity; DROP TABLE idx_uri;
+    DROP TABLE idx_composite; DROP TABLE idx_sort;
+    INSERT OR REPLACE INTO settings SELECT 'reindex', 'pending'
+        WHERE EXISTS (SELECT 1 FROM resources);
+    CREATE TABLE idx_token (pid INTEGER NOT NULL, code TEXT NOT NULL, system TEXT NOT NULL,
+        rid INTEGER NOT NULL, PRIMARY KEY (pid, code, system, rid)) WITHOUT ROWID;
+    CREATE TABLE idx_string (pid INTEGER NOT NULL, norm TEXT NOT NULL, exact TEXT NOT NULL,
+        rid INTEGER NOT NULL, PRIMARY KEY (pid, norm, exact, rid)) WITHOUT ROWID;
+    CREATE TABLE idx_reference (pid INTEGER NOT NULL, target_id TEXT NOT NULL,
+        target_type TEXT NOT NULL, url TEXT NOT NULL, version TEXT NOT NULL,
+        rid INTEGER NOT NULL,
+        PRIMARY KEY (pid, target_id, target_type, url, version, rid)) WITHOUT ROWID;
+    CREATE INDEX idx_reference_rid ON idx_reference (rid, pid);
+    CREATE INDEX idx_reference_url ON idx_reference (pid, url, rid) WHERE url != '';
+    CREATE TABLE idx_date (pid INTEGER NOT NULL, low INTEGER NOT NULL, high INTEGER NOT NULL,
+        rid INTEGER NOT NULL, PRIMARY KEY (pid, low, high, rid)) WITHOUT ROWID;
+    CREATE TABLE idx_number (pid INTEGER NOT NULL, value REAL NOT NULL, rid INTEGER NOT NULL,
+        PRIMARY KEY (pid, value, rid)) WITHOUT ROWID;
+    CREATE TABLE idx_quantity (pid INTEGER NOT NULL, code TEXT NOT NULL, value REAL NOT NULL,
+        system TEXT NOT NULL, rid INTEGER NOT NULL,
+        PRIMARY KEY (pid, code, value, system, rid)) WITHOUT ROWID;
+    CREATE TABLE idx_uri (pid INTEGER NOT NULL, uri TEXT NOT NULL, rid INTEGER NOT NULL,
+        PRIMARY KEY (pid, uri, rid)) WITHOUT ROWID;
+    CREATE TABLE idx_composite (pid INTEGER NOT NULL, code TEXT NOT NULL,
+        v_code TEXT NOT NULL, system TEXT NOT NULL, v_system TEXT NOT NULL, v_low NOT NULL,
+        v_high NOT NULL, v_text TEXT NOT NULL, rid INTEGER NOT NULL,
+        PRIMARY KEY (pid, code, v_code, system, v_system, v_low, v_high, v_text, rid))
+        WITHOUT ROWID;
+    CREATE TABLE idx_sort (rid INTEGER NOT NULL, pid INTEGER NOT NULL, value NOT NULL,
+        PRIMARY KEY (rid, pid)) WITHOUT ROWID;
+    CREATE INDEX idx_sort_search ON idx_sort (pid, value, rid);
+    """,
 )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from fhir_server.search.plan import (
     TABLES,
+    AnyOf,
     Chain,
     Cmp,
     Conjunction,
@@ -95,7 +96,8 @@ class SqlCompiler:
             sql, values = self.node(child, alias)
             parts.append(f"({sql})")
             params += values
-        return "(" + " OR ".join(parts) + ")", params
+        joiner = " OR " if isinstance(node, AnyOf) else " AND "
+        return "(" + (joiner.join(parts) or "1") + ")", params
 
     def _index_match(self, node: IndexMatch, alias: str) -> Sql:
         table = identifier(node.table)

@@ -138,14 +138,23 @@ def test_history_levels_paging_since_and_at(store):
     assert [e.version.version for e in at.entries] == [2]
 
 
+def _rows(code: str, day: int) -> dict:
+    return {"token": [("Observation.code", ("http://loinc.org", code))],
+            "date": [("Observation.date", (day, day + 10))],
+            "sort": [("Observation.date", (day,))]}
+
+
 def test_search_by_index_rows_and_order(store):
     def indexed(rid: str, code: str, day: int) -> Write:
-        rows = {"token": [("Observation.code", ("http://loinc.org", code))],
-                "date": [("Observation.date", (day, day + 10))],
-                "sort": [("Observation.date", (day,))]}
-        return Write("update", "Observation", rid, put("Observation", rid).render, None, (),
-                     rows)
+        body = {"code": {"text": code}, "day": day}
+        return Write("update", "Observation", rid, put("Observation", rid, body).render, None,
+                     (), _rows(code, day))
 
+    def index_of(content: bytes) -> dict:  # how a stored version's rows are found again
+        stored = orjson.loads(content)
+        return _rows(stored["code"]["text"], stored["day"])
+
+    store.storage.use_indexer(index_of)
     store.commit([indexed("a", "1", 300), indexed("b", "2", 100), indexed("c", "1", 200)])
     code = IndexMatch("token", "Observation.code", ((Cmp("code", "=", "1"),),))
     page = store.search(Query(("Observation",), (code,)))

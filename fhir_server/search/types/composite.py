@@ -25,8 +25,7 @@ from fhir_server.search.values import DateRange, prefixed, split_raw, unescape
 if TYPE_CHECKING:
     from fhir_server.search.registry import SearchParam
 
-SECOND = {"token", "quantity", "date", "string"}
-EMPTY = ("", "", None, None, None)
+SECOND = {"token", "quantity", "date", "string"}  # unused second-half columns hold 0 or ""
 
 
 def _second(kind: str, value: object, type_code: str,
@@ -35,16 +34,16 @@ def _second(kind: str, value: object, type_code: str,
     if kind == "token":
         for system, code, _ in codes(value, type_code):
             if code:
-                yield system, code, None, None, None
+                yield system, code, 0, 0, ""
     elif kind == "quantity":
         for system, code, number in quantity_type.quantities(value):
-            yield system, code, number, number, None
+            yield system, code, number, number, ""
     elif kind == "date":
         for low, high in date_type.ranges(value, type_code, context):
-            yield "", "", low, high, None
+            yield "", "", low, high, ""
     else:
         for text in texts(value, type_code):
-            yield "", "", None, None, normalize(text)
+            yield "", "", 0, 0, normalize(text)
 
 
 class CompositeType:

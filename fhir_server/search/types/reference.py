@@ -63,8 +63,6 @@ class ReferenceType:
                            (identifier.get("system", ""), identifier["value"]))
         for row in found:
             yield "reference", key, row
-        if found:
-            yield "sort", key, (min(f"{t}/{i}" if i else u for t, i, u, _ in found),)
 
     def compile(self, param: SearchParam, modifier: str | None, values: list[str],
                 context: Context) -> Node:

@@ -52,8 +52,6 @@ class StringType:
                               else (normalize(text),))]
         for form, text in forms:
             yield "string", param.key, (form, text)
-        if forms:
-            yield "sort", param.key, (min(form for form, _ in forms),)
 
     def compile(self, param: SearchParam, modifier: str | None, values: list[str],
                 context: Context) -> Node:

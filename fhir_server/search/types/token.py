@@ -56,12 +56,10 @@ class TokenType:
     def extract(self, param: SearchParam, values: list[Typed],
                 context: Context) -> Iterator[Row]:
         key = param.key
-        lowest: str | None = None
         for value, type_code in values:
             for system, code, text in codes(value, type_code):
                 if code:
                     yield "token", key, (system, code)
-                    lowest = code if lowest is None else min(lowest, code)
                 if text:
                     yield "string", f"{key}:text", (normalize(text), text)
             if type_code == "Identifier" and isinstance(value, dict) and value.get("value"):
@@ -69,8 +67,6 @@ class TokenType:
                     yield ("token", f"{key}:of-type",
                            (f"{coding.get('system', '')}|{coding.get('code', '')}",
                             value["value"]))
-        if lowest is not None:
-            yield "sort", key, (lowest,)
 
     def compile(self, param: SearchParam, modifier: str | None, values: list[str],
                 context: Context) -> Node:

@@ -23,8 +23,6 @@ class UriType:
         found = [value for value, _ in values if isinstance(value, str)]
         for value in found:
             yield "uri", param.key, (value,)
-        if found:
-            yield "sort", param.key, (min(found),)
 
     def compile(self, param: SearchParam, modifier: str | None, values: list[str],
                 context: Context) -> Node:

@@ -1,0 +1,210 @@
+"""Search figures of issue 4: a query mix on a growing alliance data set (10 k → 1 M).
+
+``python3 benchmarks/bench_search.py [--sizes 10000,100000,1000000] [--repeat 40]``
+
+Loads the demo alliance, then alliance visit Bundles (``alliance_bundles.py``: a patient,
+a condition, a referral and its task, a lab report with 8 observations) in-process with
+validation and indexing on, until each size is reached; at each size starts a server
+(one worker), times every query of the mix over HTTP (p50 / p95 over ``--repeat`` runs with
+values drawn from the data) and measures token-search throughput with wrk. Prints Markdown
+tables for benchmarks/RESULTS.md. Only loopback is used; every run is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from alliance_bundles import visit_bundle
+from bench_core import start, stop, wait_for, wrk
+from server_process import free_port
+
+from fhir_server.app import build_service
+from fhir_server.cli import demo_folder
+from fhir_server.config import Settings
+from fhir_server.core.transaction import TransactionPlanner, parse_entry
+from fhir_server.loader import load_paths
+
+ORGS = ["Organization/gulu", "Organization/shuangfeng", "Organization/county",
+        "Organization/tcm", "Organization/lead"]
+ID_CARD = "urn:oid:2.16.156.10011.1.3"
+WRK_LUA = """
+ids = {%s}
+request = function()
+  return wrk.format("GET", "/fhir/Patient?identifier=%s|" .. ids[math.random(#ids)])
+end
+"""
+
+
+class Sample:
+    """Values drawn from the loaded data for the queries."""
+
+    def __init__(self) -> None:
+        self.patients: list[tuple[str, str]] = []  # (id, resident id number)
+        self.seen = 0
+
+    def offer(self, rng: random.Random, patient_id: str, number: str) -> None:
+        self.seen += 1
+        if len(self.patients) < 2000:
+            self.patients.append((patient_id, number))
+        elif rng.random() < 2000 / self.seen:
+            self.patients[rng.randrange(2000)] = (patient_id, number)
+
+
+async def grow(settings: Settings, target: int, have: int, rng: random.Random,
+               sample: Sample) -> int:
+    """Load visit Bundles until about ``target`` resources are stored."""
+    service = build_service(settings)
+    await service.open()
+    planner = TransactionPlanner(service)
+    queue: asyncio.Queue[None] = asyncio.Queue()
+    count = (target - have) // 13 + 1
+    for _ in range(count):
+        queue.put_nowait(None)
+
+    async def worker() -> None:
+        while not queue.empty():
+            queue.get_nowait()
+            bundle = visit_bundle(rng, rng.choice(ORGS), "PractitionerRole/chen-jing-shuangfeng")
+            entries = [parse_entry(e, i, "") for i, e in enumerate(bundle["entry"])]
+            number = bundle["entry"][0]["resource"]["identifier"][0]["value"]
+            outcomes = await planner.commit(entries)
+            sample.offer(rng, outcomes[0].stored.id, number)  # type: ignore[union-attr]
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(4)))
+    seconds = time.perf_counter() - started
+    await service.close()
+    print(f"  loaded {count * 13:,} resources in {seconds:.0f} s "
+          f"({count * 13 / seconds:,.0f}/s)", flush=True)
+    return have + count * 13
+
+
+def queries(rng: random.Random, sample: Sample) -> dict[str, Callable[[], str]]:
+    def patient() -> tuple[str, str]:
+        return rng.choice(sample.patients)
+
+    def month() -> str:
+        return f"{rng.choice((2025, 2026))}-{rng.randint(1, 12):02d}"
+
+    return {
+        "token: Patient?identifier=": lambda: f"Patient?identifier={ID_CARD}|{patient()[1]}",
+        "date range: Observation?date=ge…&date=lt…&code=…": lambda: (
+            f"Observation?date=ge{month()}-10&date=lt{month()[:4]}-12-31&code=2345-7"),
+        "string prefix: Patient?name=王": lambda: f"Patient?name={rng.choice('王李张刘陈')}",
+        "pinyin: Patient?name-pinyin=wangwei": lambda: (
+            f"Patient?name-pinyin={rng.choice(['wangwei', 'lifang', 'zhangjun', 'ljh', 'cx'])}"),
+        "reference: Observation?subject=Patient/…": lambda: (
+            f"Observation?subject=Patient/{patient()[0]}"),
+        "chain 1: Observation?subject:Patient.identifier=": lambda: (
+            f"Observation?subject:Patient.identifier={ID_CARD}|{patient()[1]}"),
+        "chain 2: DiagnosticReport?result.subject:Patient.identifier=": lambda: (
+            f"DiagnosticReport?result.subject:Patient.identifier={ID_CARD}|{patient()[1]}"),
+        "_has: Patient?_has:ServiceRequest:subject:priority=stat&birthdate=…": lambda: (
+            f"Patient?_has:ServiceRequest:subject:priority=stat"
+            f"&birthdate={rng.randint(1940, 2005)}"),
+        "_include+_revinclude: ServiceRequest?subject=…": lambda: (
+            f"ServiceRequest?subject=Patient/{patient()[0]}&_include=ServiceRequest:subject"
+            "&_revinclude=Task:focus"),
+        "_total=accurate: Observation?code=2823-3&_total=accurate": lambda: (
+            f"Observation?code={rng.choice(['2823-3', '2951-2', '1751-7'])}"
+            "&_total=accurate&_count=10"),
+    }
+
+
+def timed(client: httpx.Client, url: str) -> tuple[float, httpx.Response]:
+    started = time.perf_counter()
+    response = client.get(url)
+    elapsed = (time.perf_counter() - started) * 1000
+    if response.status_code != 200:
+        raise RuntimeError(f"{url}: {response.status_code} {response.text[:300]}")
+    return elapsed, response
+
+
+def page_fifty(client: httpx.Client, base: str, rng: random.Random) -> float:
+    """Latency of page 50 of Observation?code=…&_sort=-date (the first 49 untimed)."""
+    url = f"{base}/Observation?code={rng.choice(['2345-7', '2160-0'])}&_sort=-date&_count=20"
+    for _ in range(49):
+        links = client.get(url).json()["link"]
+        url = next(link["url"] for link in links if link["relation"] == "next")
+    return timed(client, url)[0]
+
+
+def measure(base: str, sample: Sample, repeat: int, rng: random.Random) -> dict[str, list[float]]:
+    results: dict[str, list[float]] = {}
+    with httpx.Client(timeout=60) as client:
+        for name, make in queries(rng, sample).items():
+            timed(client, f"{base}/{make()}")  # warm the caches this query uses
+            results[name] = [timed(client, f"{base}/{make()}")[0] for _ in range(repeat)]
+        page_runs = max(repeat // 8, 3)
+        results["_sort=-date, page 50: Observation?code=…&_sort=-date"] = [
+            page_fifty(client, base, rng) for _ in range(page_runs)]
+    return results
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--repeat", type=int, default=40)
+    parser.add_argument("--seconds", type=int, default=10, help="wrk duration")
+    parser.add_argument("--keep", action="store_true", help="keep the database")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-search-"))
+    settings = Settings(storage=f"sqlite:///{work / 'search.db'}")
+    asyncio.run(load_paths(settings, [demo_folder()]))
+    rng, sample, have = random.Random(11), Sample(), 40
+    table: dict[int, dict[str, list[float]]] = {}
+    throughput: dict[int, float] = {}
+    for size in (int(s) for s in args.sizes.split(",")):
+        print(f"size {size:,}", flush=True)
+        have = asyncio.run(grow(settings, size, have, rng, sample))
+        port = free_port()
+        server = start([sys.executable, "-m", "fhir_server", "serve", "--port", str(port),
+                        "--storage", settings.storage, "--log-level", "warning"])
+        base = f"http://127.0.0.1:{port}/fhir"
+        try:
+            wait_for(f"{base}/metadata")
+            table[have] = measure(base, sample, args.repeat, rng)
+            script = work / "token.lua"
+            numbers = ", ".join(f'"{n}"' for _, n in sample.patients[:1000])
+            script.write_text(WRK_LUA % (numbers, ID_CARD))
+            throughput[have] = wrk(f"{base}/metadata", args.seconds, 16, script)
+        finally:
+            stop(server)
+    sizes = sorted(table)
+    print("\n| query | " + " | ".join(f"{s:,}: p50 / p95 ms" for s in sizes) + " |")
+    print("| --- |" + " --- |" * len(sizes))
+    for name in table[sizes[0]]:
+        cells = [f"{statistics.median(table[s][name]):.1f} / {p95(table[s][name]):.1f}"
+                 for s in sizes]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print("| token searches/s (wrk -t1 -c16, one worker) | "
+          + " | ".join(f"{throughput[s]:,.0f}" for s in sizes) + " |")
+    db_size = sum(f.stat().st_size for f in work.glob("search.db*")) / 2**30
+    print(f"\ndatabase: {db_size:.2f} GiB at {sizes[-1]:,} resources")
+    if not args.keep:
+        shutil.rmtree(work)
+    else:
+        print(f"kept {work}")
+
+
+if __name__ == "__main__":
+    main()
