@@ -38,9 +38,12 @@ class SearchRunner:
     def run(self, query: Query) -> SearchPage:
         where, params = self.compiler.where(query.where, "r")
         if query.types:
-            where += f" AND r.type IN ({', '.join('?' * len(query.types))})"
+            # with criteria, "+" keeps the planner from walking every resource of the type
+            # in the type index (it has no statistics to know better on a fresh database)
+            unary = "+" if query.where else ""
+            where += f" AND {unary}r.type IN ({', '.join('?' * len(query.types))})"
             params += list(query.types)
-        where = "r.deleted = 0 AND " + where
+        where = "+r.deleted = 0 AND " + where
         plan = query.cursor.values[0] if query.cursor and query.cursor.values else None
         if not query.sort:
             rows, has_next, has_previous = self._by_rid(query, where, params)
