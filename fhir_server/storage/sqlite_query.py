@@ -200,18 +200,18 @@ class SearchRunner:
                 f"ORDER BY r.rid {order} LIMIT ?", [*params, *tail, limit])]
         head: list[Any] = []
         if key.param in COLUMN_SORTS:
-            column, source = COLUMN_SORTS[key.param], "resources r"
+            column, rid, source = COLUMN_SORTS[key.param], "r.rid", "resources r"
         else:
-            column = "s.value"
+            column, rid = "s.value", "s.rid"
             source = "idx_sort s CROSS JOIN resources r ON r.rid = s.rid AND s.pid = ?"
             head = [self.pid(key.param)]
         condition, tail = "1", []
-        if after is not None:
-            condition = f"({column} {compare} ? OR ({column} = ? AND r.rid {compare} ?))"
-            tail = [after[0], after[0], after[1]]
+        if after is not None:  # a row value, so the index range is walked in order
+            condition = f"({column}, {rid}) {compare} (?, ?)"
+            tail = [after[0], after[1]]
         return [(row[0], (INDEX, False, row[1])) for row in self.conn.execute(
             f"SELECT r.rid, {column} FROM {source} WHERE {where} AND {condition} "
-            f"ORDER BY {column} {order}, r.rid {order} LIMIT ?",
+            f"ORDER BY {column} {order}, {rid} {order} LIMIT ?",
             [*head, *params, *tail, limit])]
 
     # -- includes --------------------------------------------------------------------------

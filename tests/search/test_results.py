@@ -139,3 +139,15 @@ def test_totals_and_summaries(data):
     assert set(elements) == {"resourceType", "id", "meta", "gender"}
     zero = data.get("/Patient?_count=0&_total=accurate").json()
     assert zero["total"] == 5 and not zero.get("entry")
+
+
+def test_escaped_separators(client):
+    client.put("/Organization/c", json={"resourceType": "Organization", "id": "c",
+                                        "name": "Smith, Jones|Co$"})
+    client.put("/Organization/d", json={"resourceType": "Organization", "id": "d",
+                                        "name": "Smith"})
+    exact = client.get("/Organization", params={"name:exact": "Smith\\, Jones\\|Co\\$"})
+    assert match_ids(exact.json()) == ["c"]
+    assert match_ids(client.get("/Organization", params={"name": "Smith\\,"}).json()) == ["c"]
+    both = client.get("/Organization", params={"name:exact": "Smith,Smith\\, Jones\\|Co\\$"})
+    assert sorted(match_ids(both.json())) == ["c", "d"]
