@@ -16,7 +16,6 @@ from fhir_server.search.plan import (
     AllOf,
     AnyOf,
     Chain,
-    Conjunction,
     Has,
     IdMatch,
     Include,
@@ -28,9 +27,9 @@ from fhir_server.search.plan import (
 )
 from fhir_server.search.registry import UNSUPPORTED, SearchParam, SearchRegistry
 from fhir_server.search.types import TYPES
-from fhir_server.search.types.base import CodeSet, Context
+from fhir_server.search.types.base import CodeSet, Context, prefixed_any_of
 from fhir_server.search.types.date import conjunction as date_conjunction
-from fhir_server.search.values import DateRange, prefixed, split_raw
+from fhir_server.search.values import DateRange, split_raw
 
 RESULT_PARAMETERS = ("_count", "_sort", "_total", "_summary", "_elements", "_include",
                      "_revinclude", "_format", "_pretty", "_page", "_type", "_contained",
@@ -238,12 +237,8 @@ class SearchParser:
         return Has(source, param.key, types[0], (inner,))
 
     def _last_updated(self, value: str, context: Context) -> Node:
-        any_of: list[Conjunction] = []
-        for raw in split_raw(value, ","):
-            prefix, text = prefixed(raw)
-            any_of += date_conjunction(prefix, DateRange.parse(text, context.zone,
-                                                               "_lastUpdated"))
-        return LastUpdated(tuple(any_of))
+        return LastUpdated(prefixed_any_of(split_raw(value, ","), lambda prefix, text: (
+            date_conjunction(prefix, DateRange.parse(text, context.zone, "_lastUpdated")))))
 
     def _parts(self, param: SearchParam) -> list[SearchParam]:
         """The parameters a union parameter stands for (itself otherwise)."""

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from fhir_server.core.errors import FhirError
 from fhir_server.search.fhirpath import Typed
-from fhir_server.search.plan import Node
+from fhir_server.search.plan import Conjunction, Node
+from fhir_server.search.values import prefixed
 
 if TYPE_CHECKING:
     from fhir_server.search.registry import SearchParam
@@ -44,6 +45,16 @@ def refuse_modifier(param: SearchParam, modifier: str | None,
         raise FhirError(f"The modifier :{modifier} is not supported for {param.type} parameter "
                         f"'{param.code}'" + (f"; use one of :{', :'.join(allowed)}"
                                              if allowed else ""), f"{param.code}:{modifier}")
+
+
+def prefixed_any_of(values: list[str], conjunctions: Callable[[str, str],
+                    tuple[Conjunction, ...]]) -> tuple[Conjunction, ...]:
+    """The OR of comma-separated prefixed values (``ge2020,lt1990``), each through
+    ``conjunctions(prefix, value)``."""
+    any_of: list[Conjunction] = []
+    for raw in values:
+        any_of += conjunctions(*prefixed(raw))
+    return tuple(any_of)
 
 
 def strings_in(value: object, depth: int = 0) -> list[str]:

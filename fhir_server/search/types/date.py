@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from fhir_server.core.errors import FhirError
 from fhir_server.search.fhirpath import Typed
 from fhir_server.search.plan import Cmp, Conjunction, IndexMatch, Node
-from fhir_server.search.types.base import Context, Row, refuse_modifier
-from fhir_server.search.values import MAX_MS, MIN_MS, DateRange, prefixed
+from fhir_server.search.types.base import Context, Row, prefixed_any_of, refuse_modifier
+from fhir_server.search.values import MAX_MS, MIN_MS, DateRange
 
 if TYPE_CHECKING:
     from fhir_server.search.registry import SearchParam
@@ -83,11 +83,8 @@ class DateType:
     def compile(self, param: SearchParam, modifier: str | None, values: list[str],
                 context: Context) -> Node:
         refuse_modifier(param, modifier, self.modifiers)
-        any_of: list[Conjunction] = []
-        for raw in values:
-            prefix, text = prefixed(raw)
-            any_of += conjunction(prefix, DateRange.parse(text, context.zone, param.code))
-        return IndexMatch("date", param.key, tuple(any_of))
+        return IndexMatch("date", param.key, prefixed_any_of(values, lambda prefix, text: (
+            conjunction(prefix, DateRange.parse(text, context.zone, param.code)))))
 
 
 TYPE = DateType()

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 from fhir_server.search.fhirpath import Typed
 from fhir_server.search.plan import Cmp, Conjunction, IndexMatch, Node
-from fhir_server.search.types.base import Context, Row, refuse_modifier
-from fhir_server.search.values import number_range, prefixed
+from fhir_server.search.types.base import Context, Row, prefixed_any_of, refuse_modifier
+from fhir_server.search.values import number_range
 
 if TYPE_CHECKING:
     from fhir_server.search.registry import SearchParam
@@ -53,11 +53,8 @@ class NumberType:
     def compile(self, param: SearchParam, modifier: str | None, values: list[str],
                 context: Context) -> Node:
         refuse_modifier(param, modifier, self.modifiers)
-        any_of: list[Conjunction] = []
-        for raw in values:
-            prefix, text = prefixed(raw)
-            any_of += conjunction(prefix, text, param.code)
-        return IndexMatch("number", param.key, tuple(any_of))
+        return IndexMatch("number", param.key, prefixed_any_of(
+            values, lambda prefix, text: conjunction(prefix, text, param.code)))
 
 
 TYPE = NumberType()
