@@ -16,9 +16,9 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from fhir_server.search.plan import Cursor, Include, Query, SortKey
+from fhir_server.search.plan import Cursor, Include, IndexMatch, Query, SortKey
 from fhir_server.storage.port import Match, SearchPage
-from fhir_server.storage.sqlite_search import SqlCompiler
+from fhir_server.storage.sqlite_search import SqlCompiler, identifier
 
 SMALL = 2000
 HERE, INDEX = "here", "index"  # the cursor's first value names the plan that made it
@@ -54,7 +54,8 @@ class SearchRunner:
             rows, has_next, has_previous = self._by_index(query, where, params)
         total = None
         if query.total:
-            total = self._count(where, params)
+            total = self._count_fast(query) if self._countable(query) else self._count(
+                where, params)
         elif query.cursor is None and not has_next:
             total = len(rows)
         matches = self._load(rows)
@@ -68,6 +69,25 @@ class SearchRunner:
         if limit is not None:
             inner += f" LIMIT {int(limit)}"
         return int(self.conn.execute(f"SELECT count(*) FROM ({inner})", params).fetchone()[0])
+
+    @staticmethod
+    def _countable(query: Query) -> bool:
+        """One plain index criterion on one type: its rows can be counted directly (index
+        rows exist only for current, non-deleted resources)."""
+        if len(query.types) != 1 or len(query.where) != 1:
+            return False
+        node = query.where[0]
+        return (isinstance(node, IndexMatch) and not node.negate
+                and not node.param.startswith("Resource."))
+
+    def _count_fast(self, query: Query) -> int:
+        node = query.where[0]
+        assert isinstance(node, IndexMatch)
+        condition, params = self.compiler.conditions(
+            node.any_of, lambda c: identifier(node.table, c))
+        return int(self.conn.execute(
+            f"SELECT count(DISTINCT rid) FROM {identifier(node.table)} WHERE pid = ? "
+            f"AND ({condition})", [self.pid(node.param), *params]).fetchone()[0])
 
     def _load(self, rows: list[tuple[int, tuple[Any, ...]]]) -> list[Match]:
         if not rows:

@@ -141,6 +141,11 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (rid, pid)) WITHOUT ROWID;
     CREATE INDEX idx_sort_search ON idx_sort (pid, value, rid);
     """,
+    # 4: dates by resource, so an open date range can be checked for the few matches of
+    # another criterion instead of listing every date in the range
+    """
+    CREATE INDEX idx_date_rid ON idx_date (rid, pid);
+    """,
 )
 
 

@@ -37,6 +37,15 @@ def identifier(table: str, column: str | None = None) -> str:
     return f'"idx_{table}"' if column is None else f'"{column}"'
 
 
+def _open_date_range(node: Node) -> bool:
+    """A date match not bounded on both sides (``ge2025``, ``lt2026``): it may list most of
+    the table, so it is better checked than listed when other criteria exist."""
+    if not isinstance(node, IndexMatch) or node.table != "date" or node.negate:
+        return False
+    return any(not ({c.op for c in conjunction} >= {">="} and {c.op for c in conjunction}
+                    & {"<=", "<"}) for conjunction in node.any_of)
+
+
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -56,7 +65,10 @@ class SqlCompiler:
         """``AND`` of the nodes on resource alias ``alias`` ("1" when empty)."""
         parts, params = [], []
         for node in nodes:
-            sql, values = self.node(node, alias)
+            if len(nodes) > 1 and _open_date_range(node):
+                sql, values = self._probe(node, alias)  # type: ignore[arg-type]
+            else:
+                sql, values = self.node(node, alias)
             parts.append(sql)
             params += values
         return (" AND ".join(parts) or "1"), params
@@ -73,7 +85,7 @@ class SqlCompiler:
             marks = ", ".join("?" * len(node.ids)) or "NULL"
             return f"{alias}.id {'NOT IN' if node.negate else 'IN'} ({marks})", list(node.ids)
         if isinstance(node, LastUpdated):
-            return self._any_of(node.any_of, lambda c: f"{alias}.last_updated")
+            return self.conditions(node.any_of, lambda c: f"{alias}.last_updated")
         if isinstance(node, Chain):
             inner = self._alias()
             where, params = self.where(node.where, inner)
@@ -99,14 +111,21 @@ class SqlCompiler:
         joiner = " OR " if isinstance(node, AnyOf) else " AND "
         return "(" + (joiner.join(parts) or "1") + ")", params
 
+    def _probe(self, node: IndexMatch, alias: str) -> Sql:
+        """An index match checked per resource (``EXISTS`` by rid), for criteria that match
+        too many rows to list: another criterion of the query drives."""
+        condition, params = self.conditions(node.any_of, lambda c: identifier(node.table, c))
+        return (f"EXISTS (SELECT 1 FROM {identifier(node.table)} WHERE rid = {alias}.rid "
+                f"AND pid = ? AND ({condition}))", [self.pid(node.param), *params])
+
     def _index_match(self, node: IndexMatch, alias: str) -> Sql:
         table = identifier(node.table)
-        condition, params = self._any_of(node.any_of, lambda c: identifier(node.table, c))
+        condition, params = self.conditions(node.any_of, lambda c: identifier(node.table, c))
         operator = "NOT IN" if node.negate else "IN"
         return (f"{alias}.rid {operator} (SELECT rid FROM {table} WHERE pid = ? "
                 f"AND ({condition}))", [self.pid(node.param), *params])
 
-    def _any_of(self, any_of: tuple[Conjunction, ...],
+    def conditions(self, any_of: tuple[Conjunction, ...],
                 column: Callable[[str], str]) -> Sql:
         alternatives, params = [], []
         for conjunction in any_of:

@@ -1,0 +1,49 @@
+"""The SQL compiler, tested as data: plan nodes in, (sql, params) out."""
+
+from __future__ import annotations
+
+import pytest
+
+from fhir_server.search.plan import Chain, Cmp, IndexMatch, Missing
+from fhir_server.storage.sqlite_search import SqlCompiler, identifier
+
+PIDS = {"Observation.code": 1, "Observation.date": 2, "Observation.subject": 3,
+        "Patient.name": 4}
+CODE = IndexMatch("token", "Observation.code", ((Cmp("code", "=", "2345-7"),),))
+OPEN_DATE = IndexMatch("date", "Observation.date", ((Cmp("high", ">", 100),),))
+
+
+def compiler() -> SqlCompiler:
+    return SqlCompiler(lambda key: PIDS.get(key, -1))
+
+
+def test_index_match_is_a_bound_subquery():
+    sql, params = compiler().where((CODE,), "r")
+    assert sql == ('r.rid IN (SELECT rid FROM "idx_token" WHERE pid = ? AND '
+                   '(("code" = ?)))')
+    assert params == [1, "2345-7"]
+
+
+def test_open_date_range_is_probed_when_another_criterion_drives():
+    sql, params = compiler().where((CODE, OPEN_DATE), "r")
+    assert 'EXISTS (SELECT 1 FROM "idx_date" WHERE rid = r.rid AND pid = ?' in sql
+    assert params == [1, "2345-7", 2, 100]
+    alone, _ = compiler().where((OPEN_DATE,), "r")
+    assert alone.startswith("r.rid IN (SELECT rid FROM \"idx_date\"")
+
+
+def test_chain_and_missing():
+    inner = IndexMatch("string", "Patient.name", ((Cmp("norm", "prefix", "张"),),))
+    sql, params = compiler().where(
+        (Chain("Observation.subject", "Patient", (inner,)),
+         Missing("token", "Observation.code", True)), "r")
+    assert "f.target_type = ?" in sql and "r.rid NOT IN (SELECT rid FROM \"idx_token\"" in sql
+    assert params == [3, "Patient", "Patient", 4, "张", "张\U0010ffff", 1]
+
+
+def test_identifiers_come_only_from_the_vocabulary():
+    assert identifier("token", "code") == '"code"'
+    with pytest.raises(ValueError):
+        identifier("token; DROP TABLE resources", None)
+    with pytest.raises(ValueError):
+        identifier("token", "code = 1 OR 1")
