@@ -12,7 +12,12 @@ from pathlib import Path
 import uvicorn
 
 from fhir_server.config import Settings
+from fhir_server.core.errors import FhirError
+from fhir_server.core.jsonio import dumps, parse_json
 from fhir_server.loader import load_paths, reindex_storage
+from fhir_server.outcome import has_errors, operation_outcome
+from fhir_server.validation.check import check_resource
+from fhir_server.validation.structure import StructureValidator
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -43,6 +48,29 @@ def _reindex(args: argparse.Namespace) -> int:
     return 0
 
 
+def _validate(args: argparse.Namespace) -> int:
+    validator = StructureValidator()
+    failed = 0
+    for name in args.files:
+        try:
+            document = parse_json(Path(name).read_bytes(), "file")
+        except (OSError, FhirError) as error:
+            print(f"{name}: {error}")
+            failed += 1
+            continue
+        resources = [document]
+        if isinstance(document, dict) and document.get("resourceType") == "Bundle":
+            resources = [e.get("resource") for e in document.get("entry") or []
+                         if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+        issues = [i for r in resources for i in check_resource(validator, r)]
+        failed += has_errors(issues)
+        verdict = "errors" if has_errors(issues) else "valid"
+        print(f"{name}: {verdict}")
+        if issues:
+            print(dumps(operation_outcome(issues), pretty=True).decode())
+    return 1 if failed else 0
+
+
 def demo_folder() -> Path:
     """``examples/demo`` of the source checkout (the README installs in editable mode)."""
     return Path(__file__).resolve().parent.parent / "examples" / "demo"
@@ -69,6 +97,9 @@ def parser() -> argparse.ArgumentParser:
                       help="skip referential integrity checks (faster bulk loads)")
     load.add_argument("--quiet", action="store_true", help="no progress bar")
     load.set_defaults(run=_load)
+    check = commands.add_parser("validate", help="validate resources or Bundles in files")
+    check.add_argument("files", nargs="+")
+    check.set_defaults(run=_validate)
     rebuild = commands.add_parser("reindex", help="rebuild the search index (as $reindex)")
     rebuild.add_argument("--storage", help="sqlite:///path.db (FHIR_STORAGE)")
     rebuild.set_defaults(run=_reindex)

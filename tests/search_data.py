@@ -31,7 +31,7 @@ RESOURCES = [
      "partOf": {"reference": "Organization/org1"}},
     {"resourceType": "Patient", "id": "p1", "gender": "male", "birthDate": "1958-03-14",
      "name": [{"family": "张", "given": ["三"]}],
-     "identifier": [{"system": ID_CARD, "value": "11010519491231002X"}],
+     "identifier": [{"system": ID_CARD, "value": "11010519580314002X"}],
      "telecom": [{"system": "phone", "value": "13800138000"}],
      "managingOrganization": {"reference": "Organization/org1"}, "meta": {"tag": [HR]}},
     {"resourceType": "Patient", "id": "p2", "gender": "female", "birthDate": "1966-11-02",

@@ -21,6 +21,7 @@ from fhir_server.core.errors import (
     Gone,
     NotFound,
     PreconditionFailed,
+    Unprocessable,
 )
 from fhir_server.core.ids import Uuid7
 from fhir_server.core.patch import Patcher
@@ -46,6 +47,7 @@ from fhir_server.storage.port import (
     Write,
 )
 from fhir_server.types import Resource
+from fhir_server.validation.check import check_resource
 from fhir_server.validation.structure import StructureValidator
 
 IdSource = Callable[[], str]
@@ -130,14 +132,19 @@ class FhirService:
             raise NotFound(f"Resource type '{resource_type}' is not supported by this server",
                            resource_type)
 
+    def check(self, resource: Resource, resource_type: str | None = None) -> list[Issue]:
+        """Every issue of a resource: R4 structure, then (if sound) the business rules."""
+        return check_resource(self.validator, resource, resource_type)
+
     def validate(self, resource: Resource, resource_type: str, prefix: str = "") -> None:
-        """Structure validation; raises a 400 listing every error."""
-        issues = self.validator.validate(resource, resource_type)
+        """Raise a 400 listing structure errors, or a 422 listing business-rule errors."""
+        issues = self.check(resource, resource_type)
         if has_errors(issues):
             if prefix:
                 issues = [Issue(i.code, i.diagnostics, f"{prefix}.{i.expression}"
                                 if i.expression else prefix, i.severity) for i in issues]
-            raise FhirError(issues)
+            rule_broken = all(i.code == "business-rule" for i in issues if i.severity == "error")
+            raise (Unprocessable if rule_broken else FhirError)(issues)
 
     # -- reads -------------------------------------------------------------------------
 

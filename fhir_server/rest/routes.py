@@ -15,11 +15,14 @@ from fhir_server.rest.interactions.transaction import transaction
 from fhir_server.rest.interactions.update import update
 from fhir_server.rest.interactions.vread import vread
 from fhir_server.rest.operations.reindex import reindex
+from fhir_server.rest.operations.validate import validate
 from fhir_server.rest.router import Route
 
 ROUTES: list[Route] = [
     Route("GET", "metadata", ("capabilities",), capabilities),
     Route("POST", "$reindex", ("reindex",), reindex),
+    Route("POST", "{type}/$validate", ("validate",), validate),
+    Route("POST", "{type}/{id}/$validate", ("validate",), validate),
     Route("GET", "", ("search-system",), search_system),
     Route("POST", "_search", ("search-system",), search_system),
     Route("POST", "", ("transaction", "batch"), transaction),

@@ -7,25 +7,25 @@ from support import Client
 from fhir_server.app import build_app
 from fhir_server.config import Settings
 
-ID_CARD = "urn:oid:2.16.156.10011.1.3"
+MRN = "http://hospital.example/mrn"  # a local number system: no check character
 
 
 def patient(number: str, **extra: object) -> dict:
-    return {"resourceType": "Patient", "identifier": [{"system": ID_CARD, "value": number}],
+    return {"resourceType": "Patient", "identifier": [{"system": MRN, "value": number}],
             **extra}
 
 
 def test_conditional_create(client):
-    query = f"identifier={ID_CARD}|11010519491231002X"
-    first = client.post("/Patient", json=patient("11010519491231002X"),
+    query = f"identifier={MRN}|11010519580314002X"
+    first = client.post("/Patient", json=patient("11010519580314002X"),
                         headers={"If-None-Exist": query})
     assert first.status_code == 201
-    again = client.post("/Patient", json=patient("11010519491231002X", gender="male"),
+    again = client.post("/Patient", json=patient("11010519580314002X", gender="male"),
                         headers={"If-None-Exist": query})
     assert again.status_code == 200
     assert again.json()["id"] == first.json()["id"] and "gender" not in again.json()
-    client.post("/Patient", json=patient("11010519491231002X"))  # a duplicate, made by hand
-    many = client.post("/Patient", json=patient("11010519491231002X"),
+    client.post("/Patient", json=patient("11010519580314002X"))  # a duplicate, made by hand
+    many = client.post("/Patient", json=patient("11010519580314002X"),
                        headers={"If-None-Exist": query})
     assert many.status_code == 412
     bad = client.post("/Patient", json=patient("1"), headers={"If-None-Exist": "colour=red"})

@@ -64,7 +64,9 @@ def capability_statement(ctx: Context, base_url: str) -> dict[str, object]:
                 ("_profile", "uri"), ("_security", "token"), ("_source", "uri"),
                 ("_type", "token"))],
             "operation": [{"name": "reindex",
-                           "definition": f"{base_url}/OperationDefinition/reindex"}],
+                           "definition": f"{base_url}/OperationDefinition/reindex"},
+                          {"name": "validate", "definition":
+                           "http://hl7.org/fhir/OperationDefinition/Resource-validate"}],
             "compartment": [f"http://hl7.org/fhir/CompartmentDefinition/{c.lower()}"
                             for c in registry.compartments],
         }],
