@@ -24,7 +24,8 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(host=args.host, port=args.port, storage=args.storage,
                                  workers=args.workers, durability=args.durability)
     if args.demo:
-        asyncio.run(load_paths(settings, [demo_folder()], quiet=False, only_if_empty=True))
+        asyncio.run(load_paths(settings, [terminology_folder(), demo_folder()], quiet=False,
+                               only_if_empty=True))
     for field in fields(Settings):  # workers are separate processes: hand settings on
         os.environ["FHIR_" + field.name.upper()] = str(getattr(settings, field.name))
     uvicorn.run("fhir_server.app:build_app", factory=True, host=settings.host,
@@ -74,6 +75,11 @@ def _validate(args: argparse.Namespace) -> int:
 def demo_folder() -> Path:
     """``examples/demo`` of the source checkout (the README installs in editable mode)."""
     return Path(__file__).resolve().parent.parent / "examples" / "demo"
+
+
+def terminology_folder() -> Path:
+    """``terminology/`` of the source checkout: the alliance's code systems."""
+    return Path(__file__).resolve().parent.parent / "terminology"
 
 
 def parser() -> argparse.ArgumentParser:

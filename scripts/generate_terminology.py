@@ -1,0 +1,186 @@
+"""Generate ``terminology/``: the alliance's CodeSystems, ValueSets and ConceptMaps.
+
+Chinese ``display`` (as the national standards write it) and an English designation for
+every concept. Hierarchical systems (departments 诊疗科目, GB/T 2260 areas) nest their
+concepts. Each CodeSystem has a ValueSet of all its codes. Run:
+``python scripts/generate_terminology.py``. Sources: WS 218-2002, WS 364 (CV08.30.005),
+GB 3304, GB/T 2260, GB/T 2261.1, the 诊疗科目名录, 国卫医发〔2022〕6号 (re-test reasons).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+OUT = Path(__file__).resolve().parent.parent / "terminology"
+BASE = "http://alliance-fhir.org/fhir"
+VERSION = "0.1.0"
+
+ETHNIC_GROUPS = (  # GB 3304, in code order 01-56: (中文, English)
+    ("汉族", "Han"), ("蒙古族", "Mongol"), ("回族", "Hui"), ("藏族", "Tibetan"),
+    ("维吾尔族", "Uyghur"), ("苗族", "Miao"), ("彝族", "Yi"), ("壮族", "Zhuang"),
+    ("布依族", "Bouyei"), ("朝鲜族", "Korean"), ("满族", "Manchu"), ("侗族", "Dong"),
+    ("瑶族", "Yao"), ("白族", "Bai"), ("土家族", "Tujia"), ("哈尼族", "Hani"),
+    ("哈萨克族", "Kazakh"), ("傣族", "Dai"), ("黎族", "Li"), ("傈僳族", "Lisu"),
+    ("佤族", "Va"), ("畲族", "She"), ("高山族", "Gaoshan"), ("拉祜族", "Lahu"),
+    ("水族", "Shui"), ("东乡族", "Dongxiang"), ("纳西族", "Nakhi"), ("景颇族", "Jingpo"),
+    ("柯尔克孜族", "Kyrgyz"), ("土族", "Tu"), ("达斡尔族", "Daur"), ("仫佬族", "Mulao"),
+    ("羌族", "Qiang"), ("布朗族", "Blang"), ("撒拉族", "Salar"), ("毛南族", "Maonan"),
+    ("仡佬族", "Gelao"), ("锡伯族", "Xibe"), ("阿昌族", "Achang"), ("普米族", "Pumi"),
+    ("塔吉克族", "Tajik"), ("怒族", "Nu"), ("乌孜别克族", "Uzbek"), ("俄罗斯族", "Russian"),
+    ("鄂温克族", "Evenki"), ("德昂族", "De'ang"), ("保安族", "Bonan"), ("裕固族", "Yugur"),
+    ("京族", "Gin"), ("塔塔尔族", "Tatar"), ("独龙族", "Derung"), ("鄂伦春族", "Oroqen"),
+    ("赫哲族", "Hezhen"), ("门巴族", "Monba"), ("珞巴族", "Lhoba"), ("基诺族", "Jino"),
+)
+
+Concept = tuple[str, str, str] | tuple[str, str, str, list]  # code, 中文, English[, children]
+
+SYSTEMS: dict[str, tuple[str, str, list[Concept]]] = {
+    "institution-type": ("医疗卫生机构类别 (WS 218-2002)", "Institution type", [
+        ("A100", "综合医院", "General hospital"),
+        ("A210", "中医医院", "Traditional Chinese medicine hospital"),
+        ("A300", "中西医结合医院", "Integrated Chinese and Western medicine hospital"),
+        ("B100", "社区卫生服务中心", "Community health service centre"),
+        ("B200", "社区卫生服务站", "Community health service station"),
+        ("C210", "中心卫生院", "Central township health centre"),
+        ("C220", "乡卫生院", "Township health centre"),
+        ("D600", "村卫生室", "Village clinic"),
+        ("J100", "疾病预防控制中心", "Centre for disease control and prevention"),
+        ("P110", "临床检验中心", "Clinical laboratory centre"),
+    ]),
+    "hospital-level": ("医院级别", "Hospital level", [
+        ("1", "一级", "Level 1"), ("2", "二级", "Level 2"), ("3", "三级", "Level 3"),
+    ]),
+    "hospital-grade": ("医院等次", "Hospital grade", [
+        ("S", "特等", "Special grade"), ("A", "甲等", "Grade A"), ("B", "乙等", "Grade B"),
+        ("C", "丙等", "Grade C"), ("U", "未定级", "Not graded"),
+    ]),
+    "alliance-role": ("医联体成员角色", "Alliance role", [
+        ("lead", "牵头单位", "Lead institution"), ("member", "成员单位", "Member institution"),
+    ]),
+    "alliance-closeness": ("医联体紧密程度", "Alliance closeness", [
+        ("close", "紧密型", "Close alliance"), ("loose", "松散型", "Loose alliance"),
+    ]),
+    "referral-direction": ("转诊方向", "Referral direction", [
+        ("up", "上转", "Upward referral"), ("down", "下转", "Downward referral"),
+    ]),
+    "result-recognition": ("检查检验结果互认标识", "Mutual recognition of results", [
+        ("HR", "检查检验结果互认", "Recognised across members (HR mark)"),
+    ]),
+    "recognition-scope": ("互认范围", "Recognition scope", [
+        ("alliance", "医联体内互认", "Within the alliance"),
+        ("city", "市级互认", "City-wide"), ("province", "省级互认", "Province-wide"),
+    ]),
+    "retest-reason": ("复查理由", "Reason for re-testing", [
+        ("condition-changed", "病情变化", "The condition changed"),
+        ("fast-changing", "检查检验结果变化快", "The result changes fast"),
+        ("major-intervention", "重大医疗行为前", "Before a major intervention"),
+        ("emergency", "急诊急救", "Emergency"),
+        ("forensic", "司法鉴定或伤残鉴定", "Forensic or disability assessment"),
+        ("other", "其他", "Other"),
+    ]),
+    "professional-title": ("专业技术职务类别 (WS 364 CV08.30.005)", "Professional title", [
+        ("1", "正高", "Senior (chief physician)"),
+        ("2", "副高", "Associate senior (associate chief physician)"),
+        ("3", "中级", "Intermediate (attending physician)"),
+        ("4", "师级", "Junior (physician, resident)"), ("5", "士级", "Assistant"),
+    ]),
+    "department": ("诊疗科目", "Clinical department", [
+        ("01", "预防保健科", "Preventive care"),
+        ("02", "全科医疗科", "General practice"),
+        ("03", "内科", "Internal medicine", [
+            ("03.01", "呼吸内科专业", "Respiratory medicine"),
+            ("03.02", "消化内科专业", "Gastroenterology"),
+            ("03.03", "神经内科专业", "Neurology"),
+            ("03.04", "心血管内科专业", "Cardiology"),
+            ("03.05", "血液内科专业", "Haematology"),
+            ("03.06", "肾病学专业", "Nephrology"),
+            ("03.07", "内分泌专业", "Endocrinology"),
+        ]),
+        ("04", "外科", "Surgery", [
+            ("04.01", "普通外科专业", "General surgery"),
+            ("04.02", "神经外科专业", "Neurosurgery"),
+            ("04.03", "骨科专业", "Orthopaedics"),
+            ("04.04", "泌尿外科专业", "Urology"),
+            ("04.05", "胸外科专业", "Thoracic surgery"),
+        ]),
+        ("05", "妇产科", "Obstetrics and gynaecology"),
+        ("07", "儿科", "Paediatrics"),
+        ("10", "眼科", "Ophthalmology"),
+        ("11", "耳鼻咽喉科", "Otorhinolaryngology"),
+        ("12", "口腔科", "Stomatology"),
+        ("20", "急诊医学科", "Emergency medicine"),
+        ("30", "医学检验科", "Laboratory medicine"),
+        ("32", "医学影像科", "Medical imaging"),
+        ("50", "中医科", "Traditional Chinese medicine"),
+    ]),
+    "ethnicity": ("民族 (GB 3304)", "Ethnicity", [
+        (f"{n:02d}", zh, en) for n, (zh, en) in enumerate(ETHNIC_GROUPS, start=1)
+    ]),
+    "administrative-division": ("行政区划代码 (GB/T 2260, subset)", "Administrative division", [
+        ("110000", "北京市", "Beijing", [
+            ("110101", "东城区", "Dongcheng District"),
+            ("110102", "西城区", "Xicheng District"),
+            ("110105", "朝阳区", "Chaoyang District"),
+        ]),
+        ("420000", "湖北省", "Hubei Province", [
+            ("420900", "孝感市", "Xiaogan", [("420921", "孝昌县", "Xiaochang County")]),
+        ]),
+        ("500000", "重庆市", "Chongqing", [("500112", "渝北区", "Yubei District")]),
+    ]),
+    "sex": ("人的性别代码 (GB/T 2261.1)", "Sex", [
+        ("0", "未知的性别", "Unknown"), ("1", "男性", "Male"), ("2", "女性", "Female"),
+        ("9", "未说明的性别", "Not stated"),
+    ]),
+}
+SEX_TO_GENDER = {"0": "unknown", "1": "male", "2": "female", "9": "unknown"}
+
+
+def _concepts(items: list[Concept]) -> list[dict]:
+    out = []
+    for item in items:
+        concept = {"code": item[0], "display": item[1],
+                   "designation": [{"language": "en", "value": item[2]}]}
+        if len(item) > 3:
+            concept["concept"] = _concepts(item[3])  # type: ignore[misc]
+        out.append(concept)
+    return out
+
+
+def _write(resource: dict) -> None:
+    path = OUT / f"{resource['resourceType']}-{resource['id']}.json"
+    path.write_bytes(orjson.dumps(resource, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def main() -> None:
+    OUT.mkdir(exist_ok=True)
+    common = {"version": VERSION, "status": "active", "experimental": False,
+              "publisher": "alliance-fhir-server", "language": "zh-CN"}
+    for code, (title, english, items) in SYSTEMS.items():
+        url = f"{BASE}/CodeSystem/{code}"
+        hierarchical = any(len(item) > 3 for item in items)
+        _write({"resourceType": "CodeSystem", "id": code, "url": url, **common,
+                "name": english.title().replace(" ", ""), "title": f"{title} / {english}",
+                "caseSensitive": True, "content": "complete" if code not in (
+                    "administrative-division", "department") else "fragment",
+                **({"hierarchyMeaning": "is-a"} if hierarchical else {}),
+                "concept": _concepts(items)})
+        _write({"resourceType": "ValueSet", "id": code, "url": f"{BASE}/ValueSet/{code}",
+                **common, "name": english.title().replace(" ", ""),
+                "title": f"{title} / {english}", "compose": {"include": [{"system": url}]}})
+    _write({"resourceType": "ConceptMap", "id": "sex-to-gender",
+            "url": f"{BASE}/ConceptMap/sex-to-gender", **common, "name": "SexToGender",
+            "title": "GB/T 2261.1 性别 → FHIR AdministrativeGender",
+            "sourceUri": f"{BASE}/ValueSet/sex",
+            "targetUri": "http://hl7.org/fhir/ValueSet/administrative-gender",
+            "group": [{"source": f"{BASE}/CodeSystem/sex",
+                       "target": "http://hl7.org/fhir/administrative-gender",
+                       "element": [{"code": sex, "target": [{"code": gender,
+                                                             "equivalence": "equivalent"}]}
+                                   for sex, gender in SEX_TO_GENDER.items()]}]})
+    print(f"wrote {len(list(OUT.glob('*.json')))} files to {OUT}")
+
+
+if __name__ == "__main__":
+    main()
