@@ -24,8 +24,8 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(host=args.host, port=args.port, storage=args.storage,
                                  workers=args.workers, durability=args.durability)
     if args.demo:
-        asyncio.run(load_paths(settings, [terminology_folder(), demo_folder()], quiet=False,
-                               only_if_empty=True))
+        folders = [terminology_folder(), Path(settings.profiles_dir), demo_folder()]
+        asyncio.run(load_paths(settings, folders, quiet=False, only_if_empty=True))
     for field in fields(Settings):  # workers are separate processes: hand settings on
         os.environ["FHIR_" + field.name.upper()] = str(getattr(settings, field.name))
     uvicorn.run("fhir_server.app:build_app", factory=True, host=settings.host,

@@ -22,6 +22,8 @@ from fhir_server.core.service import FhirService, Prepared
 from fhir_server.core.transaction import TransactionPlanner, parse_entry
 from fhir_server.storage.port import HistoryQuery
 
+PACKAGE_FILES = ("package.json", ".index.json")  # FHIR package manifests, not resources
+
 
 @dataclass
 class LoadSummary:
@@ -43,7 +45,8 @@ class LoadSummary:
 def _files(paths: list[Path]) -> Iterator[Path]:
     for path in paths:
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.suffix in (".json", ".ndjson"))
+            yield from sorted(p for p in path.rglob("*") if p.suffix in (".json", ".ndjson")
+                              and p.name not in PACKAGE_FILES)
         else:
             yield path
 

@@ -1,0 +1,55 @@
+"""Snapshot generation for extension StructureDefinitions (differential → snapshot).
+
+Used by ``scripts/generate_profiles.py``; not by the running server. A snapshot is the base
+``Extension`` snapshot with the differential applied element by element (cardinality,
+types, fixed values, short/definition); for a complex extension each ``extension:slice``
+of the differential gets the base ``Extension`` children under its own ids. Resource
+profiles (slicing on identifiers and codings) come next in the profiles work.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+Element = dict[str, Any]
+APPLIED = ("short", "definition", "min", "max", "type", "fixedUri", "sliceName",
+           "slicing", "comment")
+
+
+def _apply(base: Element, change: Element) -> Element:
+    merged = copy.deepcopy(base)
+    merged.update({k: copy.deepcopy(v) for k, v in change.items() if k in APPLIED})
+    merged["id"], merged["path"] = change["id"], change["path"]
+    return merged
+
+
+def _children(base: list[Element], root: str, prefix_id: str, prefix_path: str,
+              differential: dict[str, Element]) -> list[Element]:
+    """The base elements under ``root`` re-homed under a slice, differential applied."""
+    out = []
+    for element in base:
+        if not element["path"].startswith(root + "."):
+            continue
+        tail = element["path"][len(root):]
+        element_id, path = prefix_id + tail, prefix_path + tail
+        change = differential.get(element_id, {"id": element_id, "path": path})
+        out.append(_apply({**element, "id": element_id, "path": path}, change))
+    return out
+
+
+def extension_snapshot(base: list[Element], differential: list[Element]) -> list[Element]:
+    """The snapshot of an extension whose differential constrains ``Extension``."""
+    by_id = {e["id"]: e for e in differential}
+    slices = [e for e in differential if e["id"].startswith("Extension.extension:")
+              and e["id"].count(".") == 1]
+    snapshot: list[Element] = []
+    for element in base:
+        change = by_id.get(element["id"], {"id": element["id"], "path": element["path"]})
+        snapshot.append(_apply(element, change))
+        if element["id"] == "Extension.extension":
+            for item in slices:
+                snapshot.append(_apply(element, item))
+                snapshot += _children(base, "Extension", item["id"], "Extension.extension",
+                                      by_id)
+    return snapshot

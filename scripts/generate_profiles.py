@@ -1,0 +1,156 @@
+"""Generate the alliance extensions and the package files of ``profiles/``.
+
+Writes ``StructureDefinition-<id>.json`` for each extension (differential, and the snapshot
+from ``fhir_server.tools.snapshot``), then ``package.json`` (``alliance.fhir.core``) and
+``.index.json`` over every resource in ``profiles/`` (the SearchParameters included).
+Run: ``python scripts/generate_profiles.py`` (fetches the R4 package once).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+from fhir_server.tools import r4_package
+from fhir_server.tools.snapshot import extension_snapshot
+
+OUT = Path(__file__).resolve().parent.parent / "profiles"
+BASE = "http://alliance-fhir.org/fhir"
+VERSION = "0.1.0"
+
+# id: (中文 / English title, definition, value types, contexts)
+SIMPLE = {
+    "hospital-level": ("医院级别 / Hospital level", "The hospital's level (一级, 二级, 三级).",
+                       ["Coding"], ["Organization"]),
+    "hospital-grade": ("医院等次 / Hospital grade",
+                       "The hospital's grade (甲, 乙, 丙, 特等, 未定级).",
+                       ["Coding"], ["Organization"]),
+    "alliance-role": ("医联体角色 / Alliance role", "Lead institution or member of the alliance.",
+                      ["Coding"], ["OrganizationAffiliation"]),
+    "alliance-closeness": ("紧密程度 / Alliance closeness", "A close or a loose alliance.",
+                           ["Coding"], ["OrganizationAffiliation"]),
+    "referral-direction": ("转诊方向 / Referral direction", "Upward or downward referral.",
+                           ["Coding"], ["ServiceRequest"]),
+    "ethnicity": ("民族 / Ethnicity", "The patient's ethnic group (GB 3304).",
+                  ["Coding"], ["Patient"]),
+    "division-code": ("行政区划代码 / Division code",
+                      "The GB/T 2260 code of the address's division (6, 9 or 12 digits).",
+                      ["code"], ["Address"]),
+    "practice-kind": ("执业类型 / Practice kind",
+                      "Primary site, multi-site practice (多点执业) or visiting expert (专家坐诊).",
+                      ["code"], ["PractitionerRole"]),
+    "retest-reason": ("复查理由 / Re-test reason",
+                      "Why the receiving doctor repeats a recognisable result.",
+                      ["CodeableConcept"], ["Task"]),
+    "recognition-validity": ("互认有效期 / Recognition validity",
+                             "How long a result stays recognisable after it was issued.",
+                             ["Duration"], ["Observation", "DiagnosticReport"]),
+    "search-normalizer": ("检索归一化 / Search normalizer",
+                          "How a string search parameter folds values (pinyin).",
+                          ["code"], ["SearchParameter"]),
+}
+RECOGNITION = ("result-recognition", "检查检验结果互认 / Mutual recognition of results",
+               "The HR mark of a result that passed quality control, with its scope, "
+               "the quality-control organisation and the assessment year.",
+               [("mark", ["Coding"], 1), ("scope", ["Coding"], 1),
+                ("qc-organization", ["Reference"], 0), ("assessment-year", ["positiveInt"], 0)],
+               ["DiagnosticReport", "Observation", "ImagingStudy"])
+
+
+def _root(title: str, definition: str) -> dict:
+    return {"id": "Extension", "path": "Extension", "short": title, "definition": definition,
+            "min": 0, "max": "1"}
+
+
+def _value(path_id: str, path: str, types: list[str], minimum: int = 1) -> dict:
+    return {"id": path_id, "path": path, "min": minimum, "type": [{"code": t} for t in types]}
+
+
+def _definition(ext_id: str, title: str, definition: str, contexts: list[str],
+                differential: list[dict], base: list[dict]) -> dict:
+    return {
+        "resourceType": "StructureDefinition", "id": ext_id, "url": f"{BASE}/"
+        f"StructureDefinition/{ext_id}", "version": VERSION,
+        "name": "".join(p.title() for p in ext_id.split("-")), "title": title,
+        "status": "active", "publisher": "alliance-fhir-server", "description": definition,
+        "fhirVersion": "4.0.1", "kind": "complex-type", "abstract": False,
+        "context": [{"type": "element", "expression": c} for c in contexts],
+        "type": "Extension",
+        "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Extension",
+        "derivation": "constraint",
+        "snapshot": {"element": extension_snapshot(base, differential)},
+        "differential": {"element": differential},
+    }
+
+
+def simple(ext_id: str, base: list[dict]) -> dict:
+    title, definition, types, contexts = SIMPLE[ext_id]
+    url = f"{BASE}/StructureDefinition/{ext_id}"
+    differential = [_root(title, definition),
+                    {"id": "Extension.extension", "path": "Extension.extension", "max": "0"},
+                    {"id": "Extension.url", "path": "Extension.url", "fixedUri": url},
+                    _value("Extension.value[x]", "Extension.value[x]", types)]
+    return _definition(ext_id, title, definition, contexts, differential, base)
+
+
+def complex_extension(base: list[dict]) -> dict:
+    ext_id, title, definition, parts, contexts = RECOGNITION
+    url = f"{BASE}/StructureDefinition/{ext_id}"
+    differential = [_root(title, definition),
+                    {"id": "Extension.extension", "path": "Extension.extension", "min": 1,
+                     "slicing": {"discriminator": [{"type": "value", "path": "url"}],
+                                 "rules": "open"}}]
+    for name, types, minimum in parts:
+        slice_id = f"Extension.extension:{name}"
+        differential += [
+            {"id": slice_id, "path": "Extension.extension", "sliceName": name,
+             "min": minimum, "max": "1"},
+            {"id": f"{slice_id}.extension", "path": "Extension.extension.extension",
+             "max": "0"},
+            {"id": f"{slice_id}.url", "path": "Extension.extension.url", "fixedUri": name},
+            _value(f"{slice_id}.value[x]", "Extension.extension.value[x]", types)]
+    differential += [{"id": "Extension.url", "path": "Extension.url", "fixedUri": url},
+                     {"id": "Extension.value[x]", "path": "Extension.value[x]", "max": "0"}]
+    return _definition(ext_id, title, definition, contexts, differential, base)
+
+
+def index(folder: Path) -> dict:
+    files = []
+    for path in sorted(folder.glob("*.json")):
+        if path.name in ("package.json", ".index.json"):
+            continue
+        resource = orjson.loads(path.read_bytes())
+        entry = {"filename": path.name, "resourceType": resource["resourceType"],
+                 "id": resource["id"], "url": resource.get("url"),
+                 "version": resource.get("version")}
+        for key in ("kind", "type"):
+            if key in resource and resource["resourceType"] == "StructureDefinition":
+                entry[key] = resource[key]
+        files.append(entry)
+    return {"index-version": 1, "files": files}
+
+
+def main() -> None:
+    base = next(r for r in r4_package.bundle_resources("Bundle-types.json")
+                if r["id"] == "Extension")["snapshot"]["element"]
+    definitions = [simple(ext_id, base) for ext_id in SIMPLE] + [complex_extension(base)]
+    for definition in definitions:
+        path = OUT / f"StructureDefinition-{definition['id']}.json"
+        path.write_bytes(orjson.dumps(definition, option=orjson.OPT_INDENT_2) + b"\n")
+    package = {"name": "alliance.fhir.core", "version": VERSION, "type": "fhir.ig",
+               "title": "医联体 FHIR 核心包 / Alliance FHIR core package",
+               "description": "Profiles, extensions and search parameters of Chinese "
+                              "regional medical alliances (医联体 / 医共体).",
+               "canonical": BASE, "url": BASE, "fhirVersions": ["4.0.1"],
+               "dependencies": {"hl7.fhir.r4.core": "4.0.1"}, "license": "Apache-2.0",
+               "author": "alliance-fhir-server"}
+    (OUT / "package.json").write_bytes(orjson.dumps(package, option=orjson.OPT_INDENT_2)
+                                       + b"\n")
+    (OUT / ".index.json").write_bytes(orjson.dumps(index(OUT), option=orjson.OPT_INDENT_2)
+                                      + b"\n")
+    print(f"wrote {len(definitions)} extensions and the package files to {OUT}")
+
+
+if __name__ == "__main__":
+    main()
