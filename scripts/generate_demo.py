@@ -25,12 +25,29 @@ ICD10_CN = "http://alliance-fhir.org/fhir/CodeSystem/icd10-cn"
 TCM = "http://alliance-fhir.org/fhir/CodeSystem/gbt15657-2021"
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
+EXT = "http://alliance-fhir.org/fhir/StructureDefinition"
+CS = "http://alliance-fhir.org/fhir/CodeSystem"
+
+
+def coding(system: str, code: str, display: str) -> dict:
+    return {"system": f"{CS}/{system}", "code": code, "display": display}
+
+
+def ext(name: str, **value: object) -> dict:
+    return {"url": f"{EXT}/{name}", **value}
+
+
+RECOGNITION = ext("result-recognition", extension=[
+    {"url": "mark", "valueCoding": coding("result-recognition", "HR", "检查检验结果互认")},
+    {"url": "scope", "valueCoding": coding("recognition-scope", "alliance", "医联体内互认")},
+    {"url": "assessment-year", "valuePositiveInt": 2026}])
+AREAS = {"500112": "重庆市渝北区", "420921": "湖北省孝感市孝昌县"}
 HR_TAG = {"system": "http://alliance-fhir.org/fhir/CodeSystem/result-recognition",
           "code": "HR", "display": "检查检验结果互认"}
 
 
 def org(oid: str, name: str, type_code: str, type_name: str, credit_base: str,
-        part_of: str | None = None) -> dict:
+        part_of: str | None = None, level: tuple[str, str] | None = None) -> dict:
     resource = {
         "resourceType": "Organization", "id": oid, "active": True,
         "type": [{"coding": [{"system": ORG_TYPE, "code": type_code, "display": type_name}]}],
@@ -41,12 +58,26 @@ def org(oid: str, name: str, type_code: str, type_name: str, credit_base: str,
                                    "value": credit_base + uscc_check(credit_base)}]
     if part_of:
         resource["partOf"] = {"reference": f"Organization/{part_of}"}
+    if level:
+        levels = {"1": "一级", "2": "二级", "3": "三级"}
+        grades = {"A": "甲等", "B": "乙等"}
+        resource["extension"] = [
+            ext("hospital-level", valueCoding=coding("hospital-level", level[0],
+                                                     levels[level[0]])),
+            ext("hospital-grade", valueCoding=coding("hospital-grade", level[1],
+                                                     grades[level[1]]))]
     return resource
 
 
 def membership(mid: str, member: str, kind: str) -> dict:
+    close = "紧密型" in kind
     return {
         "resourceType": "OrganizationAffiliation", "id": mid, "active": True,
+        "extension": [
+            ext("alliance-role", valueCoding=coding("alliance-role", "member", "成员单位")),
+            ext("alliance-closeness", valueCoding=coding(
+                "alliance-closeness", "close" if close else "loose",
+                "紧密型" if close else "松散型"))],
         "period": {"start": "2024-01-01", "end": "2028-12-31"},
         "organization": {"reference": "Organization/lead"},
         "participatingOrganization": {"reference": f"Organization/{member}"},
@@ -65,6 +96,7 @@ def practitioner(pid: str, family: str, given: str, title: str) -> dict:
 def role(rid: str, who: str, where: str, kind: str) -> dict:
     return {
         "resourceType": "PractitionerRole", "id": rid, "active": True,
+        "extension": [ext("practice-kind", valueCode=kind)],
         "practitioner": {"reference": f"Practitioner/{who}"},
         "organization": {"reference": f"Organization/{where}"},
         "code": [{"text": kind}],
@@ -76,6 +108,8 @@ def patient(pid: str, family: str, given: str, gender: str, area: str, birth: st
     first17 = area + birth.replace("-", "") + sequence
     return {
         "resourceType": "Patient", "id": pid, "active": True,
+        "extension": [ext("ethnicity", valueCoding=coding("ethnicity", "01", "汉族"))],
+        "address": [{"text": AREAS[area], "extension": [ext("division-code", valueCode=area)]}],
         "identifier": [{"system": ID_CARD, "value": first17 + id_card_check(first17)}],
         "name": [{"text": family + given, "family": family, "given": [given]}],
         "gender": gender, "birthDate": birth,
@@ -98,6 +132,8 @@ def referral(sid: str, who: str, direction: str, requester: str, target: str, re
              urgent: bool, date: str) -> dict:
     return {
         "resourceType": "ServiceRequest", "id": sid, "status": "active", "intent": "order",
+        "extension": [ext("referral-direction", valueCoding=coding(
+            "referral-direction", direction, "上转" if direction == "up" else "下转"))],
         "identifier": [{"system": f"{SID}/referral", "value": sid.upper()}],
         "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "3457005",
                                   "display": "Patient referral"}]}],
@@ -125,7 +161,7 @@ def lab(oid: str, who: str, performer: str, loinc: str, name: str, value: float,
         unit: str, issued: str) -> dict:
     return {
         "resourceType": "Observation", "id": oid, "status": "final",
-        "meta": {"tag": [HR_TAG]},
+        "meta": {"tag": [HR_TAG]}, "extension": [RECOGNITION],
         "category": [{"coding": [{
             "system": "http://terminology.hl7.org/CodeSystem/observation-category",
             "code": "laboratory"}]}],
@@ -140,7 +176,7 @@ def lab(oid: str, who: str, performer: str, loinc: str, name: str, value: float,
 def report(rid: str, who: str, performer: str, results: list[str], issued: str) -> dict:
     return {
         "resourceType": "DiagnosticReport", "id": rid, "status": "final",
-        "meta": {"tag": [HR_TAG]},
+        "meta": {"tag": [HR_TAG]}, "extension": [RECOGNITION],
         "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0074",
                                   "code": "LAB"}]}],
         "code": {"text": "生化检验"},
@@ -153,11 +189,13 @@ def report(rid: str, who: str, performer: str, results: list[str], issued: str) 
 
 def resources() -> list[dict]:
     return [
-        org("lead", "渝北区人民医院", "A100", "综合医院", "12500112450000123"),
+        org("lead", "渝北区人民医院", "A100", "综合医院", "12500112450000123",
+            level=("3", "A")),
         org("lead-cardiology", "渝北区人民医院心血管内科", "A100", "综合医院", "", "lead"),
         org("lead-imaging", "渝北区人民医院医学影像中心", "A100", "综合医院", "", "lead"),
-        org("county", "孝昌县第一人民医院", "A100", "综合医院", "12420921420000456"),
-        org("tcm", "渝北区中医院", "A210", "中医医院", "12500112450000789"),
+        org("county", "孝昌县第一人民医院", "A100", "综合医院", "12420921420000456",
+            level=("2", "A")),
+        org("tcm", "渝北区中医院", "A210", "中医医院", "12500112450000789", level=("2", "A")),
         org("shuangfeng", "双凤桥街道社区卫生服务中心", "B100", "社区卫生服务中心",
             "12500112MB0000111"),
         org("gulu", "古路镇中心卫生院", "C210", "中心卫生院", "12500112MB0000222"),

@@ -48,6 +48,7 @@ from fhir_server.storage.port import (
 )
 from fhir_server.types import Resource
 from fhir_server.validation.check import check_resource
+from fhir_server.validation.extensions import ExtensionValidator, load_definitions
 from fhir_server.validation.structure import StructureValidator
 
 IdSource = Callable[[], str]
@@ -77,6 +78,7 @@ class FhirService:
         self.options = CommitOptions(settings.check_references,
                                      settings.allow_referenced_delete)
         self.conditions = Conditions(self)
+        self.extensions = ExtensionValidator(load_definitions(Path(settings.profiles_dir)))
         self._secret = b""
         self._use_search_parameters([])
 
@@ -134,7 +136,7 @@ class FhirService:
 
     def check(self, resource: Resource, resource_type: str | None = None) -> list[Issue]:
         """Every issue of a resource: R4 structure, then (if sound) the business rules."""
-        return check_resource(self.validator, resource, resource_type)
+        return check_resource(self.validator, resource, resource_type, self.extensions)
 
     def validate(self, resource: Resource, resource_type: str, prefix: str = "") -> None:
         """Raise a 400 listing structure errors, or a 422 listing business-rule errors."""

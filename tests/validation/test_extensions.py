@@ -1,0 +1,74 @@
+"""Alliance extensions checked against their definitions in profiles/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fhir_server.config import Settings
+from fhir_server.validation.extensions import ExtensionValidator, load_definitions
+
+EXT = "http://alliance-fhir.org/fhir/StructureDefinition"
+VALIDATOR = ExtensionValidator(load_definitions(Path(Settings().profiles_dir)))
+MARK = {"url": "mark", "valueCoding": {"code": "HR"}}
+SCOPE = {"url": "scope", "valueCoding": {"code": "alliance"}}
+
+
+def issues(resource: dict) -> list[tuple[str | None, str]]:
+    return [(i.expression, i.diagnostics.split(" / ")[0]) for i in VALIDATOR.validate(resource)]
+
+
+def test_simple_extension_value_type_and_context():
+    good = {"resourceType": "ServiceRequest", "extension": [
+        {"url": f"{EXT}/referral-direction", "valueCoding": {"code": "up"}}]}
+    assert issues(good) == []
+    wrong_type = {"resourceType": "ServiceRequest", "extension": [
+        {"url": f"{EXT}/referral-direction", "valueString": "up"}]}
+    assert issues(wrong_type)[0][0] == "ServiceRequest.extension[0]"
+    assert "type Coding" in issues(wrong_type)[0][1]
+    wrong_place = {"resourceType": "Patient", "extension": [
+        {"url": f"{EXT}/referral-direction", "valueCoding": {"code": "up"}}]}
+    assert "not allowed on Patient" in issues(wrong_place)[0][1]
+    missing = {"resourceType": "ServiceRequest", "extension": [
+        {"url": f"{EXT}/referral-direction"}]}
+    assert "needs a value" in issues(missing)[0][1]
+
+
+def test_extension_on_a_data_type():
+    patient = {"resourceType": "Patient", "address": [{"extension": [
+        {"url": f"{EXT}/division-code", "valueCode": "500112"}]}]}
+    assert issues(patient) == []
+    misplaced = {"resourceType": "Patient", "extension": [
+        {"url": f"{EXT}/division-code", "valueCode": "500112"}]}
+    assert "only on Address" in issues(misplaced)[0][1]
+
+
+@pytest.mark.parametrize(("parts", "expected"), [
+    ([MARK, SCOPE], []),
+    ([MARK, SCOPE, {"url": "assessment-year", "valuePositiveInt": 2026}], []),
+    ([MARK], [("Observation.extension[0].extension", "needs its 'scope' part")]),
+    ([MARK, {"url": "scope", "valueString": "alliance"}],
+     [("Observation.extension[0].extension[1]", "type Coding, not String")]),
+])
+def test_complex_result_recognition(parts, expected):
+    resource = {"resourceType": "Observation", "extension": [
+        {"url": f"{EXT}/result-recognition", "extension": parts}]}
+    found = issues(resource)
+    assert len(found) == len(expected)
+    for (where, text), (want_where, want_text) in zip(found, expected, strict=True):
+        assert where == want_where and want_text in text
+
+
+def test_unknown_extensions_are_left_alone():
+    other = {"resourceType": "Patient", "extension": [{"url": "http://x/y", "valueString": "z"}]}
+    assert issues(other) == []
+
+
+def test_write_refuses_a_misused_extension(client):
+    response = client.post("/ServiceRequest", json={
+        "resourceType": "ServiceRequest", "status": "active", "intent": "order",
+        "subject": {"reference": "Patient/p"},
+        "extension": [{"url": f"{EXT}/referral-direction", "valueString": "up"}]})
+    assert response.status_code == 422
+    assert response.json()["issue"][0]["expression"] == ["ServiceRequest.extension[0]"]
