@@ -11,6 +11,7 @@ system that is not stored yields just the code itself. Full terminology services
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import orjson
@@ -27,12 +28,21 @@ MODIFIERS = ("in", "not-in", "below", "above")
 FILTERS = ("is-a", "descendent-of")
 
 
+@dataclass(frozen=True, slots=True)
+class Concept:
+    system: str
+    code: str
+    display: str
+    english: str = ""
+
+
 class Hierarchy:
     """Parent / child links of one CodeSystem's concepts."""
 
     def __init__(self, code_system: Resource | None) -> None:
         self.children: dict[str, list[str]] = {}
         self.parent: dict[str, str] = {}
+        self.concepts: dict[str, Resource] = {}
         if code_system:
             self._walk(code_system.get("concept") or [], None)
 
@@ -41,6 +51,7 @@ class Hierarchy:
             code = concept.get("code")
             if not isinstance(code, str):
                 continue
+            self.concepts[code] = concept
             self.children.setdefault(code, [])
             if parent is not None:
                 self.children[parent].append(code)
@@ -49,6 +60,12 @@ class Hierarchy:
 
     def all_codes(self) -> list[str]:
         return list(self.children)
+
+    def concept(self, system: str, code: str, display: str = "") -> Concept:
+        stored = self.concepts.get(code, {})
+        english = next((d["value"] for d in stored.get("designation", [])
+                        if d.get("language", "").startswith("en")), "")
+        return Concept(system, code, display or stored.get("display", ""), english)
 
     def below(self, code: str) -> Iterator[str]:
         yield code
@@ -67,7 +84,8 @@ class Terminology:
     def __init__(self, searcher: Searcher) -> None:
         self.searcher = searcher
 
-    async def _by_url(self, resource_type: str, url: str) -> Resource | None:
+    async def by_url(self, resource_type: str, url: str) -> Resource | None:
+        """The stored resource of a canonical url (``url|version`` is not yet told apart)."""
         parsed = self.searcher.parse((resource_type,), [("url", url), ("_count", "1")])
         page = await self.searcher.storage.search(parsed.query)
         return orjson.loads(page.matches[0].content) if page.matches else None
@@ -90,11 +108,12 @@ class Terminology:
         systems: dict[str, Hierarchy] = {}
         for name, value in wanted:
             if name.rpartition(":")[2] in ("in", "not-in"):
-                value_sets[value] = await self._expand(value, systems, name)
+                value_sets[value] = [(c.system, c.code) for c in
+                                     await self.expand(value, systems, name)]
             else:
                 system = value.rpartition("|")[0]
                 if system not in systems:
-                    systems[system] = Hierarchy(await self._by_url("CodeSystem", system))
+                    systems[system] = Hierarchy(await self.by_url("CodeSystem", system))
 
         def lookup(modifier: str, system: str, code: str) -> list[tuple[str, str]]:
             if modifier in ("in", "not-in"):
@@ -105,36 +124,43 @@ class Terminology:
 
         return lookup
 
-    async def _expand(self, url: str, systems: dict[str, Hierarchy],
-                      name: str) -> list[tuple[str, str]]:
-        value_set = await self._by_url("ValueSet", url)
+    async def hierarchy(self, system: str, systems: dict[str, Hierarchy]) -> Hierarchy:
+        if system not in systems:
+            systems[system] = Hierarchy(await self.by_url("CodeSystem", system))
+        return systems[system]
+
+    async def expand(self, url: str, systems: dict[str, Hierarchy],
+                     name: str) -> list[Concept]:
+        """The concepts of a stored ValueSet (its expansion, or its compose resolved)."""
+        value_set = await self.by_url("ValueSet", url)
         if value_set is None:
             raise FhirError(f"No ValueSet with url {url} is stored on this server", name)
         contains = (value_set.get("expansion") or {}).get("contains")
         if contains:
-            return [(c.get("system", ""), c["code"]) for c in _flatten(contains)]
-        pairs: list[tuple[str, str]] = []
+            return [Concept(c.get("system", ""), c["code"], c.get("display", ""))
+                    for c in _flatten(contains)]
+        found: list[Concept] = []
         for include in (value_set.get("compose") or {}).get("include", []):
             system = include.get("system", "")
+            hierarchy = await self.hierarchy(system, systems)
             if include.get("concept"):
-                pairs += [(system, c["code"]) for c in include["concept"] if "code" in c]
+                found += [hierarchy.concept(system, c["code"], c.get("display", ""))
+                          for c in include["concept"] if "code" in c]
                 continue
-            if system not in systems:
-                systems[system] = Hierarchy(await self._by_url("CodeSystem", system))
-            hierarchy = systems[system]
             filters = include.get("filter") or []
             if not filters:
                 codes = hierarchy.all_codes()
-                pairs += [(system, c) for c in codes] if codes else [(system, "")]
+                found += [hierarchy.concept(system, c) for c in codes] if codes else [
+                    Concept(system, "", "")]
             for rule in filters:
                 if rule.get("op") not in FILTERS or rule.get("property") != "concept":
                     raise FhirError(f"ValueSet {url}: the filter {rule.get('op')!r} on "
                                     f"{rule.get('property')!r} is not supported here", name)
-                found = list(hierarchy.below(rule.get("value", "")))
+                below = list(hierarchy.below(rule.get("value", "")))
                 if rule["op"] == "descendent-of":
-                    found = found[1:]
-                pairs += [(system, c) for c in found]
-        return pairs
+                    below = below[1:]
+                found += [hierarchy.concept(system, c) for c in below]
+        return found
 
 
 def _flatten(contains: list[Resource]) -> Iterator[Resource]:

@@ -1,7 +1,9 @@
 """Routing as data: method, path pattern, interaction code, handler.
 
-Patterns are ``/``-separated segments, literal or ``{name}``; among the routes that match,
-the one with most literal segments wins (so ``Patient/_history`` beats ``Patient/{id}``).
+Patterns are ``/``-separated segments: literal, ``{name}`` (any segment) or ``{$name}`` (an
+operation: a segment starting with ``$``). Among the routes that match, the one with most
+literal segments wins, then the one with most operation segments (so ``Patient/_history``
+and ``Patient/{$operation}`` beat ``Patient/{id}``).
 Errors are caught once here and become OperationOutcome responses.
 """
 
@@ -34,8 +36,9 @@ class Route:
         return tuple(s for s in self.pattern.split("/") if s)
 
     @property
-    def literals(self) -> int:
-        return sum(1 for s in self.segments if not s.startswith("{"))
+    def specificity(self) -> tuple[int, int]:
+        literals = sum(1 for s in self.segments if not s.startswith("{"))
+        return literals, sum(1 for s in self.segments if s.startswith("{$"))
 
 
 class Router:
@@ -46,7 +49,7 @@ class Router:
         self.context = context
         context.router = self
         self._table: dict[tuple[str, int], list[tuple[tuple[str, ...], Route]]] = {}
-        for route in sorted(routes, key=lambda r: -r.literals):
+        for route in sorted(routes, key=lambda r: r.specificity, reverse=True):
             key = (route.method, len(route.segments))
             self._table.setdefault(key, []).append((route.segments, route))
 
@@ -55,8 +58,10 @@ class Router:
         for segments, route in self._table.get((method, len(parts)), ()):
             args: dict[str, str] = {}
             for pattern, part in zip(segments, parts, strict=True):
+                if pattern.startswith("{$") and not part.startswith("$"):
+                    break
                 if pattern.startswith("{"):
-                    args[pattern[1:-1]] = part
+                    args[pattern[1:-1].lstrip("$")] = part
                 elif pattern != part:
                     break
             else:

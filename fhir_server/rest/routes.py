@@ -15,6 +15,7 @@ from fhir_server.rest.interactions.transaction import transaction
 from fhir_server.rest.interactions.update import update
 from fhir_server.rest.interactions.vread import vread
 from fhir_server.rest.operations.reindex import reindex
+from fhir_server.rest.operations.terminology import terminology
 from fhir_server.rest.operations.validate import validate
 from fhir_server.rest.router import Route
 
@@ -23,6 +24,9 @@ ROUTES: list[Route] = [
     Route("POST", "$reindex", ("reindex",), reindex),
     Route("POST", "{type}/$validate", ("validate",), validate),
     Route("POST", "{type}/{id}/$validate", ("validate",), validate),
+    *[Route(method, pattern, ("terminology",), terminology)
+      for method in ("GET", "POST")
+      for pattern in ("{type}/{$operation}", "{type}/{id}/{$operation}")],
     Route("GET", "", ("search-system",), search_system),
     Route("POST", "_search", ("search-system",), search_system),
     Route("POST", "", ("transaction", "batch"), transaction),
