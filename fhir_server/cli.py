@@ -16,9 +16,7 @@ from fhir_server.core.errors import FhirError
 from fhir_server.core.jsonio import dumps, parse_json
 from fhir_server.loader import load_paths, reindex_storage
 from fhir_server.outcome import has_errors, operation_outcome
-from fhir_server.validation.check import check_resource
-from fhir_server.validation.extensions import ExtensionValidator, load_definitions
-from fhir_server.validation.structure import StructureValidator
+from fhir_server.validation.check import Checks, check_resource
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -51,8 +49,8 @@ def _reindex(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    validator = StructureValidator()
-    extensions = ExtensionValidator(load_definitions(Path(Settings.from_env().profiles_dir)))
+    settings = Settings.from_env()
+    checks = Checks.from_folders(Path(settings.profiles_dir), Path(settings.terminology_dir))
     failed = 0
     for name in args.files:
         try:
@@ -65,7 +63,7 @@ def _validate(args: argparse.Namespace) -> int:
         if isinstance(document, dict) and document.get("resourceType") == "Bundle":
             resources = [e.get("resource") for e in document.get("entry") or []
                          if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
-        issues = [i for r in resources for i in check_resource(validator, r, None, extensions)]
+        issues = [i for r in resources for i in check_resource(checks, r)]
         failed += has_errors(issues)
         verdict = "errors" if has_errors(issues) else "valid"
         print(f"{name}: {verdict}")

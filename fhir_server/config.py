@@ -28,6 +28,7 @@ class Settings:
     conditional_delete_max: int = 100  # a conditional DELETE matching more answers 412
     timezone: str = "+08:00"  # for dates without a zone (index and query alike)
     profiles_dir: str = str(Path(__file__).resolve().parent.parent / "profiles")
+    terminology_dir: str = str(Path(__file__).resolve().parent.parent / "terminology")
 
     @property
     def zone(self) -> dt.timezone:

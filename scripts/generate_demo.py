@@ -29,6 +29,10 @@ EXT = "http://alliance-fhir.org/fhir/StructureDefinition"
 CS = "http://alliance-fhir.org/fhir/CodeSystem"
 
 
+def profile(name: str) -> dict:
+    return {"profile": [f"{EXT}/{name}"]}
+
+
 def coding(system: str, code: str, display: str) -> dict:
     return {"system": f"{CS}/{system}", "code": code, "display": display}
 
@@ -49,7 +53,8 @@ HR_TAG = {"system": "http://alliance-fhir.org/fhir/CodeSystem/result-recognition
 def org(oid: str, name: str, type_code: str, type_name: str, credit_base: str,
         part_of: str | None = None, level: tuple[str, str] | None = None) -> dict:
     resource = {
-        "resourceType": "Organization", "id": oid, "active": True,
+        "resourceType": "Organization", "id": oid, "meta": profile("AllianceOrganization"),
+        "active": True,
         "type": [{"coding": [{"system": ORG_TYPE, "code": type_code, "display": type_name}]}],
         "name": name,
     }
@@ -107,7 +112,8 @@ def patient(pid: str, family: str, given: str, gender: str, area: str, birth: st
             sequence: str, home: str) -> dict:
     first17 = area + birth.replace("-", "") + sequence
     return {
-        "resourceType": "Patient", "id": pid, "active": True,
+        "resourceType": "Patient", "id": pid, "meta": profile("AlliancePatient"),
+        "active": True,
         "extension": [ext("ethnicity", valueCoding=coding("ethnicity", "01", "汉族"))],
         "address": [{"text": AREAS[area], "extension": [ext("division-code", valueCode=area)]}],
         "identifier": [{"system": ID_CARD, "value": first17 + id_card_check(first17)}],
@@ -131,7 +137,8 @@ def condition(cid: str, who: str, system: str, code: str, display: str) -> dict:
 def referral(sid: str, who: str, direction: str, requester: str, target: str, reason: str,
              urgent: bool, date: str) -> dict:
     return {
-        "resourceType": "ServiceRequest", "id": sid, "status": "active", "intent": "order",
+        "resourceType": "ServiceRequest", "id": sid, "meta": profile("AllianceReferral"),
+        "status": "active", "intent": "order",
         "extension": [ext("referral-direction", valueCoding=coding(
             "referral-direction", direction, "上转" if direction == "up" else "下转"))],
         "identifier": [{"system": f"{SID}/referral", "value": sid.upper()}],
@@ -161,7 +168,7 @@ def lab(oid: str, who: str, performer: str, loinc: str, name: str, value: float,
         unit: str, issued: str) -> dict:
     return {
         "resourceType": "Observation", "id": oid, "status": "final",
-        "meta": {"tag": [HR_TAG]}, "extension": [RECOGNITION],
+        "meta": {**profile("AllianceLabResult"), "tag": [HR_TAG]}, "extension": [RECOGNITION],
         "category": [{"coding": [{
             "system": "http://terminology.hl7.org/CodeSystem/observation-category",
             "code": "laboratory"}]}],
@@ -176,7 +183,7 @@ def lab(oid: str, who: str, performer: str, loinc: str, name: str, value: float,
 def report(rid: str, who: str, performer: str, results: list[str], issued: str) -> dict:
     return {
         "resourceType": "DiagnosticReport", "id": rid, "status": "final",
-        "meta": {"tag": [HR_TAG]}, "extension": [RECOGNITION],
+        "meta": {**profile("AllianceLabReport"), "tag": [HR_TAG]}, "extension": [RECOGNITION],
         "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0074",
                                   "code": "LAB"}]}],
         "code": {"text": "生化检验"},

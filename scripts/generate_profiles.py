@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 
 from fhir_server.tools import r4_package
-from fhir_server.tools.snapshot import extension_snapshot
+from fhir_server.tools.snapshot import extension_snapshot, resource_snapshot
 
 OUT = Path(__file__).resolve().parent.parent / "profiles"
 BASE = "http://alliance-fhir.org/fhir"
@@ -115,6 +115,92 @@ def complex_extension(base: list[dict]) -> dict:
     return _definition(ext_id, title, definition, contexts, differential, base)
 
 
+def _slice_by_url(path: str) -> dict:
+    return {"id": path, "path": path,
+            "slicing": {"discriminator": [{"type": "value", "path": "url"}], "rules": "open"}}
+
+
+def _extension_slice(path: str, name: str, minimum: int) -> list[dict]:
+    url = f"{BASE}/StructureDefinition/{name}"
+    return [{"id": f"{path}:{name}", "path": path, "sliceName": name, "min": minimum,
+             "max": "1", "type": [{"code": "Extension", "profile": [url]}]},
+            {"id": f"{path}:{name}.url", "path": f"{path}.url", "short": "identifies the "
+             "extension", "definition": "The url of the extension this slice holds.",
+             "min": 1, "max": "1", "base": {"path": "Extension.url", "min": 1, "max": "1"},
+             "type": [{"code": "uri"}], "fixedUri": url}]
+
+
+def _identifier_slice(path: str, name: str, system: str, maximum: str = "1") -> list[dict]:
+    return [{"id": path, "path": path, "slicing": {
+                "discriminator": [{"type": "pattern", "path": "$this"}], "rules": "open"}},
+            {"id": f"{path}:{name}", "path": path, "sliceName": name, "min": 0,
+             "max": maximum, "patternIdentifier": {"system": system}}]
+
+
+def _required(*paths: str) -> list[dict]:
+    return [{"id": p, "path": p, "min": 1} for p in paths]
+
+
+def _binding(path: str, value_set: str, strength: str = "required") -> dict:
+    return {"id": path, "path": path, "binding": {
+        "strength": strength, "valueSet": f"{BASE}/ValueSet/{value_set}"}}
+
+
+# id: (resource type, 中文 / English title, description, differential elements)
+RESOURCE_PROFILES: dict[str, tuple[str, str, str, list[dict]]] = {
+    "AllianceOrganization": ("Organization", "医联体机构 / Alliance organisation",
+                             "A member institution (or department) of the alliance.", [
+        *_identifier_slice("Organization.identifier", "uscc", f"{BASE}/sid/uscc"),
+        *_required("Organization.type", "Organization.name"),
+        _binding("Organization.type", "institution-type", "extensible")]),
+    "AlliancePatient": ("Patient", "医联体患者 / Alliance patient",
+                        "A patient with the national identifiers the alliance uses.", [
+        *_identifier_slice("Patient.identifier", "residentId", "urn:oid:2.16.156.10011.1.3"),
+        _slice_by_url("Patient.extension"), *_extension_slice("Patient.extension", "ethnicity", 0),
+        *_required("Patient.name", "Patient.gender")]),
+    "AllianceReferral": ("ServiceRequest", "双向转诊单 / Alliance referral",
+                         "An upward or downward referral between alliance members.", [
+        _slice_by_url("ServiceRequest.extension"),
+        *_extension_slice("ServiceRequest.extension", "referral-direction", 1),
+        *_required("ServiceRequest.priority", "ServiceRequest.authoredOn",
+                   "ServiceRequest.requester", "ServiceRequest.performer",
+                   "ServiceRequest.reasonReference")]),
+    "AllianceLabResult": ("Observation", "互认检验结果 / Alliance lab result",
+                          "A laboratory result that can carry the HR recognition mark.", [
+        _slice_by_url("Observation.extension"),
+        *_extension_slice("Observation.extension", "result-recognition", 0),
+        *_required("Observation.subject", "Observation.effective[x]",
+                   "Observation.performer")]),
+    "AllianceLabReport": ("DiagnosticReport", "互认检验报告 / Alliance lab report",
+                          "A laboratory report of alliance results.", [
+        _slice_by_url("DiagnosticReport.extension"),
+        *_extension_slice("DiagnosticReport.extension", "result-recognition", 0),
+        *_required("DiagnosticReport.subject", "DiagnosticReport.issued",
+                   "DiagnosticReport.performer", "DiagnosticReport.result")]),
+}
+
+
+def resource_profile(profile_id: str, bases: dict[str, dict]) -> dict:
+    rtype, title, description, elements = RESOURCE_PROFILES[profile_id]
+    merged: dict[str, dict] = {}
+    for element in elements:  # several helpers may constrain one element: merge them
+        merged.setdefault(element["id"], {}).update(element)
+    differential = [{"id": rtype, "path": rtype, "short": title, "definition": description},
+                    *merged.values()]
+    return {
+        "resourceType": "StructureDefinition", "id": profile_id,
+        "url": f"{BASE}/StructureDefinition/{profile_id}", "version": VERSION,
+        "name": profile_id, "title": title, "status": "active",
+        "publisher": "alliance-fhir-server", "description": description,
+        "fhirVersion": "4.0.1", "kind": "resource", "abstract": False, "type": rtype,
+        "baseDefinition": f"http://hl7.org/fhir/StructureDefinition/{rtype}",
+        "derivation": "constraint",
+        "snapshot": {"element": resource_snapshot(bases[rtype]["snapshot"]["element"],
+                                                  differential)},
+        "differential": {"element": differential},
+    }
+
+
 def index(folder: Path) -> dict:
     files = []
     for path in sorted(folder.glob("*.json")):
@@ -134,7 +220,10 @@ def index(folder: Path) -> dict:
 def main() -> None:
     base = next(r for r in r4_package.bundle_resources("Bundle-types.json")
                 if r["id"] == "Extension")["snapshot"]["element"]
+    bases = {r["id"]: r for r in r4_package.bundle_resources("Bundle-resources.json")
+             if r["resourceType"] == "StructureDefinition"}
     definitions = [simple(ext_id, base) for ext_id in SIMPLE] + [complex_extension(base)]
+    definitions += [resource_profile(profile_id, bases) for profile_id in RESOURCE_PROFILES]
     for definition in definitions:
         path = OUT / f"StructureDefinition-{definition['id']}.json"
         path.write_bytes(orjson.dumps(definition, option=orjson.OPT_INDENT_2) + b"\n")
@@ -149,7 +238,7 @@ def main() -> None:
                                        + b"\n")
     (OUT / ".index.json").write_bytes(orjson.dumps(index(OUT), option=orjson.OPT_INDENT_2)
                                       + b"\n")
-    print(f"wrote {len(definitions)} extensions and the package files to {OUT}")
+    print(f"wrote {len(definitions)} StructureDefinitions and the package files to {OUT}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from fhir_server.app import build_app
 from fhir_server.cli import demo_folder, terminology_folder
 from fhir_server.config import Settings
 from fhir_server.loader import load_paths
-from fhir_server.validation.check import check_resource
+from fhir_server.validation.check import Checks, check_resource
 from fhir_server.validation.structure import StructureValidator
 
 
@@ -27,7 +27,7 @@ def test_every_file_is_valid_and_every_concept_bilingual():
     assert len(files) >= 29
     for path in files:
         resource = orjson.loads(path.read_bytes())
-        assert check_resource(validator, resource) == [], path.name
+        assert check_resource(Checks(validator), resource) == [], path.name
         if resource["resourceType"] == "CodeSystem":
             codes = _codes(resource["concept"])
             assert len(codes) == len(set(codes)), path.name

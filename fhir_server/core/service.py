@@ -8,7 +8,7 @@ request and a transaction Bundle share the same preparation and commit path.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import orjson
@@ -47,8 +47,7 @@ from fhir_server.storage.port import (
     Write,
 )
 from fhir_server.types import Resource
-from fhir_server.validation.check import check_resource
-from fhir_server.validation.extensions import ExtensionValidator, load_definitions
+from fhir_server.validation.check import Checks, check_resource
 from fhir_server.validation.structure import StructureValidator
 
 IdSource = Callable[[], str]
@@ -78,7 +77,9 @@ class FhirService:
         self.options = CommitOptions(settings.check_references,
                                      settings.allow_referenced_delete)
         self.conditions = Conditions(self)
-        self.extensions = ExtensionValidator(load_definitions(Path(settings.profiles_dir)))
+        self.checks = replace(Checks.from_folders(Path(settings.profiles_dir),
+                                                  Path(settings.terminology_dir)),
+                              structure=self.validator)
         self._secret = b""
         self._use_search_parameters([])
 
@@ -136,17 +137,19 @@ class FhirService:
 
     def check(self, resource: Resource, resource_type: str | None = None) -> list[Issue]:
         """Every issue of a resource: R4 structure, then (if sound) the business rules."""
-        return check_resource(self.validator, resource, resource_type, self.extensions)
+        return check_resource(self.checks, resource, resource_type)
 
     def validate(self, resource: Resource, resource_type: str, prefix: str = "") -> None:
         """Raise a 400 listing structure errors, or a 422 listing business-rule errors."""
-        issues = self.check(resource, resource_type)
+        issues = self.validator.validate(resource, resource_type)
+        error: type[FhirError] = FhirError
+        if not has_errors(issues):
+            issues, error = self.checks.rules(resource), Unprocessable
         if has_errors(issues):
             if prefix:
                 issues = [Issue(i.code, i.diagnostics, f"{prefix}.{i.expression}"
                                 if i.expression else prefix, i.severity) for i in issues]
-            rule_broken = all(i.code == "business-rule" for i in issues if i.severity == "error")
-            raise (Unprocessable if rule_broken else FhirError)(issues)
+            raise error(issues)
 
     # -- reads -------------------------------------------------------------------------
 

@@ -2,21 +2,45 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 from fhir_server.outcome import Issue, has_errors
 from fhir_server.types import Resource
 from fhir_server.validation.business import business_rules
-from fhir_server.validation.extensions import ExtensionValidator
+from fhir_server.validation.extensions import ExtensionValidator, load_definitions
+from fhir_server.validation.profiles import ProfileValidator, load_value_sets
 from fhir_server.validation.structure import StructureValidator
 
 
-def check_resource(validator: StructureValidator, resource: Resource,
-                   resource_type: str | None = None,
-                   extensions: ExtensionValidator | None = None) -> list[Issue]:
-    """Structure issues; when the structure is sound, business rules and alliance
-    extension issues too."""
-    issues = validator.validate(resource, resource_type)
+@dataclass(frozen=True, slots=True)
+class Checks:
+    """Everything a resource is checked against."""
+
+    structure: StructureValidator
+    extensions: ExtensionValidator | None = None
+    profiles: ProfileValidator | None = None
+
+    @classmethod
+    def from_folders(cls, profiles: Path, terminology: Path) -> Checks:
+        definitions = load_definitions(profiles)
+        return cls(StructureValidator(), ExtensionValidator(definitions),
+                   ProfileValidator(definitions, load_value_sets(terminology)))
+
+    def rules(self, resource: Resource) -> list[Issue]:
+        """Business rules, alliance extensions and declared profiles (422 when broken)."""
+        issues = business_rules(resource)
+        if self.extensions is not None:
+            issues += self.extensions.validate(resource)
+        if self.profiles is not None:
+            issues += self.profiles.validate(resource)
+        return issues
+
+
+def check_resource(checks: Checks, resource: Resource,
+                   resource_type: str | None = None) -> list[Issue]:
+    """Structure issues; when the structure is sound, the alliance rules' issues too."""
+    issues = checks.structure.validate(resource, resource_type)
     if not has_errors(issues):
-        issues += business_rules(resource)
-        if extensions is not None:
-            issues += extensions.validate(resource)
+        issues += checks.rules(resource)
     return issues

@@ -67,7 +67,7 @@ def _types(extension: Resource) -> list[str]:
 
 
 def load_definitions(folder: Path) -> list[Resource]:
-    """The extension StructureDefinitions of a package folder (``profiles/``)."""
+    """The StructureDefinitions of a package folder (``profiles/``)."""
     return [orjson.loads(p.read_bytes()) for p in sorted(folder.glob("StructureDefinition-*"
                                                                      ".json"))]
 

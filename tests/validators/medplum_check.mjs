@@ -8,8 +8,13 @@ for (const f of ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.json
   indexStructureDefinitionBundle(readJson(f));
 }
 const [profilesDir, ...files] = process.argv.slice(2);
+const profiles = {};
 for (const name of readdirSync(profilesDir)) {
-  if (name.startsWith('StructureDefinition-')) loadDataType(JSON.parse(readFileSync(join(profilesDir, name), 'utf8')));
+  if (name.startsWith('StructureDefinition-')) {
+    const sd = JSON.parse(readFileSync(join(profilesDir, name), 'utf8'));
+    loadDataType(sd);
+    profiles[sd.url] = sd;
+  }
 }
 const results = {};
 for (const file of files) {
@@ -17,7 +22,8 @@ for (const file of files) {
   const resources = doc.resourceType === 'Bundle' ? (doc.entry || []).map(e => e.resource) : [doc];
   const issues = [];
   for (const r of resources) {
-    try { validateResource(r); } catch (err) {
+    const declared = (r.meta?.profile || []).map(url => profiles[url]).find(Boolean);
+    try { validateResource(r, declared ? { profile: declared } : undefined); } catch (err) {
       for (const i of (err.outcome?.issue || [{ diagnostics: String(err) }])) issues.push({ severity: i.severity, expression: i.expression, diagnostics: i.details?.text || i.diagnostics });
     }
   }

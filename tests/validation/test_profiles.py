@@ -1,0 +1,49 @@
+"""Alliance resource profiles enforced through meta.profile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fhir_server.config import Settings
+from fhir_server.validation.extensions import load_definitions
+from fhir_server.validation.profiles import ProfileValidator, load_value_sets
+
+BASE = "http://alliance-fhir.org/fhir"
+SETTINGS = Settings()
+VALIDATOR = ProfileValidator(load_definitions(Path(SETTINGS.profiles_dir)),
+                             load_value_sets(Path(SETTINGS.terminology_dir)))
+
+
+def org(**fields: object) -> dict:
+    return {"resourceType": "Organization", "name": "某医院",
+            "meta": {"profile": [f"{BASE}/StructureDefinition/AllianceOrganization"]},
+            "type": [{"coding": [{"system": f"{BASE}/CodeSystem/institution-type",
+                                  "code": "A100"}]}], **fields}
+
+
+def found(resource: dict) -> list[tuple[str, str | None, str]]:
+    return [(i.severity, i.expression, i.code) for i in VALIDATOR.validate(resource)]
+
+
+def test_a_conforming_resource_passes():
+    assert found(org()) == []
+
+
+def test_cardinality_and_slices():
+    nameless = {k: v for k, v in org().items() if k != "name"}
+    assert found(nameless) == [("error", "Organization.name", "required")]
+    two = org(identifier=[{"system": f"{BASE}/sid/uscc", "value": "11500000MB1670604W"},
+                          {"system": f"{BASE}/sid/uscc", "value": "12330000470051726F"}])
+    assert found(two) == [("error", "Organization.identifier:uscc", "structure")]
+
+
+def test_extensible_binding_warns():
+    other = org(type=[{"coding": [{"system": "http://x", "code": "hospital"}]}])
+    assert found(other) == [("warning", "Organization.type", "code-invalid")]
+
+
+def test_profiles_apply_only_when_claimed_and_unknown_ones_warn():
+    plain = {k: v for k, v in org().items() if k not in ("meta", "name")}
+    assert found(plain) == []
+    unknown = org(meta={"profile": [f"{BASE}/StructureDefinition/Nothing"]})
+    assert found(unknown) == [("warning", "meta.profile", "not-supported")]
