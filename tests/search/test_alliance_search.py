@@ -1,0 +1,44 @@
+"""The alliance SearchParameters over the demo alliance: referral direction, HR mark,
+division code, pinyin names."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from support import Client
+
+from fhir_server.app import build_app
+from fhir_server.cli import demo_folder, terminology_folder
+from fhir_server.config import Settings
+from fhir_server.loader import load_paths
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory):
+    settings = Settings(storage=f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}")
+    folders = [terminology_folder(), Path(settings.profiles_dir), demo_folder()]
+    assert asyncio.run(load_paths(settings, folders)).failed == 0
+    with Client(build_app(settings)) as client:
+        yield client
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("ServiceRequest?direction=up", ["ref-up-1", "ref-up-2"]),
+    ("ServiceRequest?direction=down", ["ref-down-1"]),
+    ("ServiceRequest?direction=up&priority=stat", ["ref-up-2"]),  # green channel 绿色通道
+    ("Observation?hr-mark=HR", ["liu-mei-glu", "liu-mei-k"]),
+    ("DiagnosticReport?hr-mark=http://alliance-fhir.org/fhir/CodeSystem/result-recognition|HR",
+     ["liu-mei-chem"]),
+    ("Patient?division=500112", ["he-lan", "liu-mei", "zhang-san"]),
+    ("Patient?division=420921", ["huang-wei"]),
+    ("Practitioner?name-pinyin=ljg", ["li-jianguo"]),
+    ("Organization?name-pinyin=yubei", ["lead", "lead-cardiology", "lead-imaging", "tcm"]),
+    ("Organization?name-pinyin=ybq", ["lead", "lead-cardiology", "lead-imaging", "tcm"]),
+    ("Patient/zhang-san/ServiceRequest?direction=up", ["ref-up-1"]),
+])
+def test_alliance_parameters(demo, url, expected):
+    response = demo.get("/" + url)
+    assert response.status_code == 200, response.text
+    assert sorted(e["resource"]["id"] for e in response.json().get("entry", [])) == expected
