@@ -77,7 +77,8 @@ def org(oid: str, name: str, type_code: str, type_name: str, credit_base: str,
 def membership(mid: str, member: str, kind: str) -> dict:
     close = "紧密型" in kind
     return {
-        "resourceType": "OrganizationAffiliation", "id": mid, "active": True,
+        "resourceType": "OrganizationAffiliation", "id": mid,
+        "meta": profile("AllianceMembership"), "active": True,
         "extension": [
             ext("alliance-role", valueCoding=coding("alliance-role", "member", "成员单位")),
             ext("alliance-closeness", valueCoding=coding(
@@ -92,7 +93,8 @@ def membership(mid: str, member: str, kind: str) -> dict:
 
 def practitioner(pid: str, family: str, given: str, title: str) -> dict:
     return {
-        "resourceType": "Practitioner", "id": pid, "active": True,
+        "resourceType": "Practitioner", "id": pid, "meta": profile("AlliancePractitioner"),
+        "active": True,
         "name": [{"text": family + given, "family": family, "given": [given]}],
         "qualification": [{"code": {"text": title}}],
     }
@@ -100,7 +102,8 @@ def practitioner(pid: str, family: str, given: str, title: str) -> dict:
 
 def role(rid: str, who: str, where: str, kind: str) -> dict:
     return {
-        "resourceType": "PractitionerRole", "id": rid, "active": True,
+        "resourceType": "PractitionerRole", "id": rid,
+        "meta": profile("AlliancePractitionerRole"), "active": True,
         "extension": [ext("practice-kind", valueCode=kind)],
         "practitioner": {"reference": f"Practitioner/{who}"},
         "organization": {"reference": f"Organization/{where}"},
@@ -156,7 +159,8 @@ def referral(sid: str, who: str, direction: str, requester: str, target: str, re
 
 def task(tid: str, referral_id: str, owner: str, status: str, date: str) -> dict:
     return {
-        "resourceType": "Task", "id": tid, "status": status, "intent": "order",
+        "resourceType": "Task", "id": tid, "meta": profile("AllianceReferralTask"),
+        "status": status, "intent": "order",
         "focus": {"reference": f"ServiceRequest/{referral_id}"},
         "basedOn": [{"reference": f"ServiceRequest/{referral_id}"}],
         "owner": {"reference": f"Organization/{owner}"},
@@ -251,7 +255,8 @@ def resources() -> list[dict]:
             "address": "https://pacs.lead.example/dicom-web",
         },
         {
-            "resourceType": "ImagingStudy", "id": "zhang-san-ct", "status": "available",
+            "resourceType": "ImagingStudy", "id": "zhang-san-ct",
+            "meta": profile("AllianceImagingStudy"), "status": "available",
             "identifier": [{"system": "urn:dicom:uid",
                             "value": "urn:oid:1.2.156.112605.14.20261103.1"}],
             "subject": {"reference": "Patient/zhang-san"},

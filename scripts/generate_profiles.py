@@ -146,13 +146,57 @@ def _binding(path: str, value_set: str, strength: str = "required") -> dict:
         "strength": strength, "valueSet": f"{BASE}/ValueSet/{value_set}"}}
 
 
+def _invariant(rtype: str, key: str, human: str, expression: str) -> dict:
+    return {"id": rtype, "path": rtype, "constraint": [{
+        "key": key, "severity": "error", "human": human, "expression": expression,
+        "source": f"{BASE}/StructureDefinition/Alliance{rtype}"}]}
+
+
+TCM_TYPES = (f"type.coding.where(system = '{BASE}/CodeSystem/institution-type' "
+             "and (code = 'A210' or code = 'A300')).exists()")
+
 # id: (resource type, 中文 / English title, description, differential elements)
 RESOURCE_PROFILES: dict[str, tuple[str, str, str, list[dict]]] = {
     "AllianceOrganization": ("Organization", "医联体机构 / Alliance organisation",
                              "A member institution (or department) of the alliance.", [
         *_identifier_slice("Organization.identifier", "uscc", f"{BASE}/sid/uscc"),
         *_required("Organization.type", "Organization.name"),
-        _binding("Organization.type", "institution-type", "extensible")]),
+        _binding("Organization.type", "institution-type", "extensible"),
+        _invariant("Organization", "alliance-org-1",
+                   "A TCM hospital keeps its own identity: it is never partOf another "
+                   "organisation / 中医医院保持独立法人身份，不得隶属于其他机构",
+                   f"{TCM_TYPES} implies partOf.empty()")]),
+    "AllianceMembership": ("OrganizationAffiliation", "医联体成员关系 / Alliance membership",
+                           "A member's place in the alliance: lead or member, close or loose, "
+                           "for the agreement period.", [
+        _slice_by_url("OrganizationAffiliation.extension"),
+        *_extension_slice("OrganizationAffiliation.extension", "alliance-role", 1),
+        *_extension_slice("OrganizationAffiliation.extension", "alliance-closeness", 0),
+        *_required("OrganizationAffiliation.organization",
+                   "OrganizationAffiliation.participatingOrganization",
+                   "OrganizationAffiliation.period")]),
+    "AlliancePractitioner": ("Practitioner", "医联体医务人员 / Alliance practitioner",
+                             "A physician or other professional of an alliance member.", [
+        *_required("Practitioner.name")]),
+    "AlliancePractitionerRole": ("PractitionerRole", "执业地点 / Alliance practice site",
+                                 "Where a practitioner works: primary site, multi-site "
+                                 "practice or visiting expert.", [
+        _slice_by_url("PractitionerRole.extension"),
+        *_extension_slice("PractitionerRole.extension", "practice-kind", 1),
+        *_required("PractitionerRole.practitioner", "PractitionerRole.organization")]),
+    "AllianceReferralTask": ("Task", "转诊任务 / Alliance referral task",
+                             "The receiving organisation's handling of a referral.", [
+        *_required("Task.focus", "Task.owner", "Task.authoredOn", "Task.basedOn")]),
+    "AllianceImagingStudy": ("ImagingStudy", "影像检查 / Alliance imaging study",
+                             "A DICOM study of a member, reviewable by the imaging centre.", [
+        *_required("ImagingStudy.started", "ImagingStudy.series")]),
+    "AllianceImagingReport": ("DiagnosticReport", "影像报告 / Alliance imaging report",
+                              "A report on an imaging study (a grassroots study reviewed by "
+                              "the lead hospital's imaging centre).", [
+        _slice_by_url("DiagnosticReport.extension"),
+        *_extension_slice("DiagnosticReport.extension", "result-recognition", 0),
+        *_required("DiagnosticReport.subject", "DiagnosticReport.issued",
+                   "DiagnosticReport.performer", "DiagnosticReport.imagingStudy")]),
     "AlliancePatient": ("Patient", "医联体患者 / Alliance patient",
                         "A patient with the national identifiers the alliance uses.", [
         *_identifier_slice("Patient.identifier", "residentId", "urn:oid:2.16.156.10011.1.3"),
@@ -182,11 +226,11 @@ RESOURCE_PROFILES: dict[str, tuple[str, str, str, list[dict]]] = {
 
 def resource_profile(profile_id: str, bases: dict[str, dict]) -> dict:
     rtype, title, description, elements = RESOURCE_PROFILES[profile_id]
-    merged: dict[str, dict] = {}
+    merged: dict[str, dict] = {rtype: {"id": rtype, "path": rtype, "short": title,
+                                       "definition": description}}
     for element in elements:  # several helpers may constrain one element: merge them
         merged.setdefault(element["id"], {}).update(element)
-    differential = [{"id": rtype, "path": rtype, "short": title, "definition": description},
-                    *merged.values()]
+    differential = list(merged.values())
     return {
         "resourceType": "StructureDefinition", "id": profile_id,
         "url": f"{BASE}/StructureDefinition/{profile_id}", "version": VERSION,

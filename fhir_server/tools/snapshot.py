@@ -21,6 +21,9 @@ APPLIED = ("short", "definition", "min", "max", "type", "fixedUri", "sliceName",
 def _apply(base: Element, change: Element) -> Element:
     merged = copy.deepcopy(base)
     merged.update({k: copy.deepcopy(v) for k, v in change.items() if k in APPLIED})
+    if change.get("constraint"):
+        merged["constraint"] = [*merged.get("constraint", []), *copy.deepcopy(
+            change["constraint"])]
     merged["id"], merged["path"] = change["id"], change["path"]
     return merged
 

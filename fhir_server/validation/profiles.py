@@ -4,18 +4,20 @@ Compiled from each profile's snapshot: cardinality of top-level elements (choice
 included), required and extensible bindings checked against the alliance ValueSets held in
 memory (``terminology/``), and slices: identifier slices matched by pattern, extension
 slices by url, each with its own cardinality. A profile the server does not know is a
-warning. Deeper elements and FHIRPath invariants come with the next steps of the profiles
-work.
+warning. The alliance's own FHIRPath invariants (``alliance-*``) are evaluated with
+fhirpathpy; deeper elements come with the next steps of the profiles work.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import fhirpathpy
 import orjson
+from fhirpathpy.models import models
 
 from fhir_server.outcome import Issue
 from fhir_server.types import Resource
@@ -41,11 +43,19 @@ class SliceRule:
 
 
 @dataclass(frozen=True, slots=True)
+class Invariant:
+    key: str
+    human: str
+    evaluate: Callable[..., list[Any]]  # a compiled FHIRPath expression
+
+
+@dataclass(frozen=True, slots=True)
 class Profile:
     url: str
     type: str
     elements: tuple[ElementRule, ...]
     slices: tuple[SliceRule, ...]
+    invariants: tuple[Invariant, ...] = ()
 
 
 def _max(value: str) -> int:
@@ -74,7 +84,11 @@ def compile_profile(definition: Resource) -> Profile:
             (binding["strength"], binding["valueSet"])
             if binding.get("strength") in ("required", "extensible") and binding.get(
                 "valueSet", "").startswith("http://alliance-fhir.org/") else None))
-    return Profile(definition["url"], rtype, tuple(elements), tuple(slices))
+    root = definition["snapshot"]["element"][0]
+    invariants = tuple(
+        Invariant(c["key"], c["human"], fhirpathpy.compile(c["expression"], models["r4"]))
+        for c in root.get("constraint", []) if c["key"].startswith("alliance-"))
+    return Profile(definition["url"], rtype, tuple(elements), tuple(slices), invariants)
 
 
 def _values(resource: Resource, rule: ElementRule) -> list[Any]:
@@ -131,7 +145,9 @@ class ProfileValidator:
         return issues
 
     def _check(self, resource: Resource, profile: Profile) -> list[Issue]:
-        issues: list[Issue] = []
+        issues: list[Issue] = [Issue("invariant", f"{rule.key}: {rule.human}", profile.type)
+                               for rule in profile.invariants
+                               if rule.evaluate(resource) == [False]]
         rtype = profile.type
         for rule in profile.elements:
             values = _values(resource, rule)
