@@ -198,6 +198,39 @@ def report(rid: str, who: str, performer: str, results: list[str], issued: str) 
     }
 
 
+def imaging_study(sid: str, who: str, uid: str, started: str, referral: str, modality: str,
+                  description: str, instances: int) -> dict:
+    return {
+        "resourceType": "ImagingStudy", "id": sid, "meta": profile("AllianceImagingStudy"),
+        "status": "available",
+        "identifier": [{"system": "urn:dicom:uid", "value": f"urn:oid:1.2.156.112605.14.{uid}"}],
+        "subject": {"reference": f"Patient/{who}"}, "started": started,
+        "basedOn": [{"reference": f"ServiceRequest/{referral}"}],
+        "endpoint": [{"reference": "Endpoint/lead-pacs"}],
+        "numberOfSeries": 1, "numberOfInstances": instances,
+        "series": [{"uid": f"1.2.156.112605.14.{uid}.1", "number": 1,
+                    "modality": {"system": "http://dicom.nema.org/resources/ontology/DCM",
+                                 "code": modality},
+                    "description": description, "numberOfInstances": instances}],
+    }
+
+
+def imaging_report(rid: str, study: str, who: str, performer: str, issued: str,
+                   conclusion: str, recognised: bool) -> dict:
+    resource = {
+        "resourceType": "DiagnosticReport", "id": rid, "meta": profile("AllianceImagingReport"),
+        "status": "final",
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0074",
+                                  "code": "RAD"}]}],
+        "code": {"text": "CT 影像报告"}, "subject": {"reference": f"Patient/{who}"},
+        "issued": issued + ":00+08:00", "performer": [{"reference": f"Organization/{performer}"}],
+        "imagingStudy": [{"reference": f"ImagingStudy/{study}"}], "conclusion": conclusion,
+    }
+    if recognised:  # the imaging centre's review: the images are recognised, not the text
+        resource["extension"] = [RECOGNITION]
+    return resource
+
+
 def resources() -> list[dict]:
     return [
         org("lead", "渝北区人民医院", "A100", "综合医院", "12500112450000123",
@@ -254,20 +287,31 @@ def resources() -> list[dict]:
             "payloadType": [{"text": "DICOM"}],
             "address": "https://pacs.lead.example/dicom-web",
         },
+        imaging_study("zhang-san-ct", "zhang-san", "20261103.1", "2026-11-03T09:12:00+08:00",
+                      "ref-up-1", "CT", "胸部平扫", 120),
+        imaging_study("huang-wei-ct", "huang-wei", "20261110.2", "2026-11-10T14:05:00+08:00",
+                      "ref-up-2", "CT", "头颅平扫", 96),
+        imaging_report("zhang-san-ct-report", "zhang-san-ct", "zhang-san", "shuangfeng",
+                       "2026-11-03T11:00", "双肺纹理增多，未见明确占位。", False),
+        imaging_report("zhang-san-ct-review", "zhang-san-ct", "zhang-san", "lead-imaging",
+                       "2026-11-04T09:30", "复核：同意原诊断，双肺未见明确占位。", True),
+        imaging_report("huang-wei-ct-review", "huang-wei-ct", "huang-wei", "lead-imaging",
+                       "2026-11-10T15:20", "复核：未见颅内出血。", True),
+        lab("zhang-san-tc", "zhang-san", "shuangfeng", "2093-3", "总胆固醇", 6.2, "mmol/L",
+            "2026-11-02T08:10"),
+        lab("zhang-san-alb", "zhang-san", "shuangfeng", "1751-7", "白蛋白", 42, "g/L",
+            "2026-11-02T08:10"),
+        report("zhang-san-chem", "zhang-san", "shuangfeng", ["zhang-san-tc", "zhang-san-alb"],
+               "2026-11-02T10:30"),
         {
-            "resourceType": "ImagingStudy", "id": "zhang-san-ct",
-            "meta": profile("AllianceImagingStudy"), "status": "available",
-            "identifier": [{"system": "urn:dicom:uid",
-                            "value": "urn:oid:1.2.156.112605.14.20261103.1"}],
-            "subject": {"reference": "Patient/zhang-san"},
-            "started": "2026-11-03T09:12:00+08:00",
-            "basedOn": [{"reference": "ServiceRequest/ref-up-1"}],
-            "endpoint": [{"reference": "Endpoint/lead-pacs"}],
-            "numberOfSeries": 1, "numberOfInstances": 120,
-            "series": [{"uid": "1.2.156.112605.14.20261103.1.1", "number": 1,
-                        "modality": {"system": "http://dicom.nema.org/resources/ontology/DCM",
-                                     "code": "CT"},
-                        "description": "胸部平扫", "numberOfInstances": 120}],
+            "resourceType": "Provenance", "id": "zhang-san-ct-review-provenance",
+            "target": [{"reference": "DiagnosticReport/zhang-san-ct-review"}],
+            "recorded": "2026-11-04T09:30:00+08:00",
+            "activity": {"text": "影像中心复核 / imaging centre review"},
+            "agent": [{"who": {"reference": "PractitionerRole/li-jianguo-lead"},
+                       "onBehalfOf": {"reference": "Organization/lead-imaging"}}],
+            "entity": [{"role": "source",
+                        "what": {"reference": "DiagnosticReport/zhang-san-ct-report"}}],
         },
     ]
 

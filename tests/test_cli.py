@@ -56,6 +56,6 @@ def test_load_reports_failures_and_exits_non_zero(tmp_path, capsys):
 def test_demo_loads_once(tmp_path):
     settings = Settings(storage=f"sqlite:///{tmp_path / 'demo.db'}")
     first = asyncio.run(load_paths(settings, [demo_folder()], only_if_empty=True))
-    assert first.loaded == 40 and first.failed == 0
+    assert first.loaded == 48 and first.failed == 0
     second = asyncio.run(load_paths(settings, [demo_folder()], only_if_empty=True))
     assert second.loaded == 0 and "already" in second.note

@@ -28,9 +28,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory):
     ("ServiceRequest?direction=up", ["ref-up-1", "ref-up-2"]),
     ("ServiceRequest?direction=down", ["ref-down-1"]),
     ("ServiceRequest?direction=up&priority=stat", ["ref-up-2"]),  # green channel 绿色通道
-    ("Observation?hr-mark=HR", ["liu-mei-glu", "liu-mei-k"]),
+    ("Observation?hr-mark=HR", ["liu-mei-glu", "liu-mei-k", "zhang-san-alb", "zhang-san-tc"]),
     ("DiagnosticReport?hr-mark=http://alliance-fhir.org/fhir/CodeSystem/result-recognition|HR",
-     ["liu-mei-chem"]),
+     ["huang-wei-ct-review", "liu-mei-chem", "zhang-san-chem", "zhang-san-ct-review"]),
+    ("DiagnosticReport?hr-mark:missing=true", ["zhang-san-ct-report"]),
+    ("DiagnosticReport?subject=zhang-san&_revinclude=Provenance:target", [
+        "zhang-san-chem", "zhang-san-ct-report", "zhang-san-ct-review",
+        "zhang-san-ct-review-provenance"]),
     ("Patient?division=500112", ["he-lan", "liu-mei", "zhang-san"]),
     ("Patient?division=420921", ["huang-wei"]),
     ("Practitioner?name-pinyin=ljg", ["li-jianguo"]),
