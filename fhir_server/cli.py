@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import uvicorn
@@ -22,6 +22,8 @@ from fhir_server.validation.check import Checks, check_resource
 def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(host=args.host, port=args.port, storage=args.storage,
                                  workers=args.workers, durability=args.durability)
+    if args.demo and "FHIR_REQUIRE_PROFILES" not in os.environ:
+        settings = replace(settings, require_profiles="*")  # the demo enforces the profiles
     if args.demo:
         folders = [terminology_folder(), Path(settings.profiles_dir), demo_folder()]
         asyncio.run(load_paths(settings, folders, quiet=False, only_if_empty=True))
@@ -63,7 +65,7 @@ def _validate(args: argparse.Namespace) -> int:
         if isinstance(document, dict) and document.get("resourceType") == "Bundle":
             resources = [e.get("resource") for e in document.get("entry") or []
                          if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
-        issues = [i for r in resources for i in check_resource(checks, r)]
+        issues = [i for r in resources for i in check_resource(checks, r, None, args.profile)]
         failed += has_errors(issues)
         verdict = "errors" if has_errors(issues) else "valid"
         print(f"{name}: {verdict}")
@@ -105,6 +107,8 @@ def parser() -> argparse.ArgumentParser:
     load.set_defaults(run=_load)
     check = commands.add_parser("validate", help="validate resources or Bundles in files")
     check.add_argument("files", nargs="+")
+    check.add_argument("--profile", action="append", default=[],
+                       help="also validate against this alliance profile (canonical URL)")
     check.set_defaults(run=_validate)
     rebuild = commands.add_parser("reindex", help="rebuild the search index (as $reindex)")
     rebuild.add_argument("--storage", help="sqlite:///path.db (FHIR_STORAGE)")

@@ -29,6 +29,11 @@ class Settings:
     timezone: str = "+08:00"  # for dates without a zone (index and query alike)
     profiles_dir: str = str(Path(__file__).resolve().parent.parent / "profiles")
     terminology_dir: str = str(Path(__file__).resolve().parent.parent / "terminology")
+    require_profiles: str = ""  # types that must claim an alliance profile; "*": all profiled
+
+    @property
+    def required_profile_types(self) -> list[str]:
+        return [t.strip() for t in self.require_profiles.split(",") if t.strip()]
 
     @property
     def zone(self) -> dt.timezone:

@@ -16,8 +16,13 @@ def test_serve_demo_answers_over_http(tmp_path):
         assert patient["name"][0]["text"] == "张三"
         referrals = httpx.get(f"{server.base}/ServiceRequest").json()
         assert referrals["total"] == 3
-        created = httpx.post(f"{server.base}/Patient", json={"resourceType": "Patient"})
-        assert created.status_code == 201
+        plain = httpx.post(f"{server.base}/Patient", json={"resourceType": "Patient"})
+        assert plain.status_code == 422  # the demo requires the alliance profiles
+        created = httpx.post(f"{server.base}/Patient", json={
+            "resourceType": "Patient", "name": [{"text": "王五"}], "gender": "male",
+            "meta": {"profile": [
+                "http://alliance-fhir.org/fhir/StructureDefinition/AlliancePatient"]}})
+        assert created.status_code == 201, created.text
         assert created.headers["location"].startswith(server.base + "/Patient/")
     finally:
         server.stop()

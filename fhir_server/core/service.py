@@ -78,7 +78,8 @@ class FhirService:
                                      settings.allow_referenced_delete)
         self.conditions = Conditions(self)
         self.checks = replace(Checks.from_folders(Path(settings.profiles_dir),
-                                                  Path(settings.terminology_dir)),
+                                                  Path(settings.terminology_dir),
+                                                  settings.required_profile_types),
                               structure=self.validator)
         self._secret = b""
         self._use_search_parameters([])

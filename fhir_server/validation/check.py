@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,25 +23,28 @@ class Checks:
     profiles: ProfileValidator | None = None
 
     @classmethod
-    def from_folders(cls, profiles: Path, terminology: Path) -> Checks:
+    def from_folders(cls, profiles: Path, terminology: Path,
+                     require_profiles: Iterable[str] = ()) -> Checks:
         definitions = load_definitions(profiles)
         return cls(StructureValidator(), ExtensionValidator(definitions),
-                   ProfileValidator(definitions, load_value_sets(terminology)))
+                   ProfileValidator(definitions, load_value_sets(terminology),
+                                    require_profiles))
 
-    def rules(self, resource: Resource) -> list[Issue]:
-        """Business rules, alliance extensions and declared profiles (422 when broken)."""
+    def rules(self, resource: Resource, profiles: Iterable[str] = ()) -> list[Issue]:
+        """Business rules, alliance extensions and profiles (claimed ones and ``profiles``)
+        (422 when broken)."""
         issues = business_rules(resource)
         if self.extensions is not None:
             issues += self.extensions.validate(resource)
         if self.profiles is not None:
-            issues += self.profiles.validate(resource)
+            issues += self.profiles.validate(resource, profiles)
         return issues
 
 
-def check_resource(checks: Checks, resource: Resource,
-                   resource_type: str | None = None) -> list[Issue]:
+def check_resource(checks: Checks, resource: Resource, resource_type: str | None = None,
+                   profiles: Iterable[str] = ()) -> list[Issue]:
     """Structure issues; when the structure is sound, the alliance rules' issues too."""
     issues = checks.structure.validate(resource, resource_type)
     if not has_errors(issues):
-        issues += checks.rules(resource)
+        issues += checks.rules(resource, profiles)
     return issues

@@ -126,14 +126,28 @@ class ProfileValidator:
     """Validates resources against the alliance profiles they declare."""
 
     def __init__(self, definitions: Iterable[Resource],
-                 value_sets: dict[str, set[tuple[str, str]]]) -> None:
+                 value_sets: dict[str, set[tuple[str, str]]],
+                 required_for: Iterable[str] = ()) -> None:
         self.profiles = {d["url"]: compile_profile(d) for d in definitions
                          if d.get("kind") == "resource" and d.get("derivation") == "constraint"}
         self.value_sets = value_sets
+        profiled = {p.type for p in self.profiles.values()}
+        wanted = set(required_for)
+        self.required_for = frozenset(profiled if "*" in wanted else wanted & profiled)
 
-    def validate(self, resource: Resource) -> list[Issue]:
+    def validate(self, resource: Resource, extra: Iterable[str] = ()) -> list[Issue]:
+        """Issues against the profiles the resource claims (and ``extra`` ones)."""
         issues: list[Issue] = []
-        for url in (resource.get("meta") or {}).get("profile") or []:
+        claimed = [*((resource.get("meta") or {}).get("profile") or []), *extra]
+        rtype = resource.get("resourceType", "")
+        if rtype in self.required_for and not any(
+                self.profiles.get(url, None) is not None for url in claimed):
+            names = sorted(u.rsplit("/", 1)[-1] for u, p in self.profiles.items()
+                           if p.type == rtype)
+            issues.append(Issue("required", f"This server requires {rtype} resources to "
+                                f"claim an alliance profile ({', '.join(names)}) in "
+                                "meta.profile / 须声明医联体规范", f"{rtype}.meta.profile"))
+        for url in claimed:
             profile = self.profiles.get(url)
             if profile is None:
                 if url.startswith("http://alliance-fhir.org/"):

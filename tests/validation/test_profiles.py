@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from support import Client
+
+from fhir_server.app import build_app
+from fhir_server.cli import main
 from fhir_server.config import Settings
 from fhir_server.validation.extensions import load_definitions
 from fhir_server.validation.profiles import ProfileValidator, load_value_sets
@@ -47,3 +51,21 @@ def test_profiles_apply_only_when_claimed_and_unknown_ones_warn():
     assert found(plain) == []
     unknown = org(meta={"profile": [f"{BASE}/StructureDefinition/Nothing"]})
     assert found(unknown) == [("warning", "meta.profile", "not-supported")]
+
+
+def test_required_profiles(tmp_path, capsys):
+    settings = Settings(storage=f"sqlite:///{tmp_path / 'p.db'}", require_profiles="Patient")
+    with Client(build_app(settings)) as client:
+        plain = client.post("/Patient", json={"resourceType": "Patient", "gender": "male"})
+        assert plain.status_code == 422
+        assert plain.json()["issue"][0]["expression"] == ["Patient.meta.profile"]
+        claimed = {"resourceType": "Patient", "gender": "male", "name": [{"text": "王五"}],
+                   "meta": {"profile": [f"{BASE}/StructureDefinition/AlliancePatient"]}}
+        assert client.post("/Patient", json=claimed).status_code == 201
+        assert client.post("/Organization", json=org()).status_code == 201
+    plain_file = tmp_path / "plain.json"
+    plain_file.write_text('{"resourceType": "Patient", "gender": "male"}')
+    assert main(["validate", str(plain_file)]) == 0
+    profile = f"{BASE}/StructureDefinition/AlliancePatient"
+    assert main(["validate", "--profile", profile, str(plain_file)]) == 1
+    assert "Patient.name" in capsys.readouterr().out
