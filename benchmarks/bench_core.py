@@ -28,6 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from alliance_bundles import visit_bundle
 from server_process import free_port
 
+from fhir_server.validation.identifiers import id_card_check
+
 HERE = Path(__file__).resolve().parent
 POST_LUA = """
 wrk.method = "POST"
@@ -139,7 +141,8 @@ def main() -> None:
             "resourceType": "Patient", "name": [{"text": "张三"}], "gender": "male",
             "birthDate": "1958-03-14",
             "identifier": [{"system": "urn:oid:2.16.156.10011.1.3",
-                            "value": "50011219580314031X"}],
+                            "value": "50011219580314031" + id_card_check(
+                                "50011219580314031")}],
             "managingOrganization": {"reference": "Organization/shuangfeng"}}).decode())
         create_rps = wrk(f"{base}/Patient", args.seconds, args.connections, script)
         bundles = (synthea(args.synthea) if args.synthea else

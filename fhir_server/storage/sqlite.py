@@ -45,8 +45,6 @@ T = TypeVar("T")
 Job = tuple[Callable[[sqlite3.Connection], Any], "Future[Any]"]
 MAX_GROUP = 256  # commits merged into one SQLite transaction at most
 ANALYZE_EVERY = 20_000  # commits between statistics refreshes
-CURRENT = ("SELECT version, deleted, last_updated, rid, seq FROM resources "
-           "WHERE type = ? AND id = ?")
 INSERT_ROWS = {table: f"INSERT OR IGNORE INTO idx_{table} (pid, {', '.join(columns)}, rid) "
                f"VALUES (?, {', '.join('?' * len(columns))}, ?)"
                for table, columns in TABLES.items()}
@@ -57,14 +55,28 @@ VERSION_COLUMNS = "h.type, h.id, h.version, h.last_updated, h.content IS NULL, h
 
 
 class RowBatch:
-    """Index and reference rows of one commit, written table by table at its end."""
+    """The rows of one commit, written table by table at its end. ``seq`` and ``rid`` count
+    on from the highest in use (the writer holds the write lock, so they are free)."""
 
-    def __init__(self) -> None:
+    def __init__(self, seq: int = 0, rid: int = 0) -> None:
+        self.seq, self.rid = seq, rid
+        self.history: list[tuple[Any, ...]] = []
+        self.created: list[tuple[Any, ...]] = []
+        self.updated: list[tuple[Any, ...]] = []
+        self.unreferenced: list[tuple[str, str]] = []
         self.deletes: dict[str, list[tuple[Any, ...]]] = {}
         self.inserts: dict[str, list[tuple[Any, ...]]] = {}
         self.refs: list[tuple[str, str, str, str]] = []
 
     def flush(self, conn: sqlite3.Connection) -> None:
+        conn.executemany("INSERT INTO history (seq, type, id, version, last_updated, method, "
+                         "content) VALUES (?, ?, ?, ?, ?, ?, ?)", self.history)
+        conn.executemany("INSERT INTO resources (rid, type, id, seq, version, last_updated, "
+                         "deleted) VALUES (?, ?, ?, ?, ?, ?, ?)", self.created)
+        conn.executemany("UPDATE resources SET seq = ?, version = ?, last_updated = ?, "
+                         "deleted = ? WHERE rid = ?", self.updated)
+        conn.executemany("DELETE FROM refs WHERE src_type = ? AND src_id = ?",
+                         self.unreferenced)
         for table, rows in self.deletes.items():
             conn.executemany(DELETE_ROWS[table], rows)
         for table, rows in self.inserts.items():
@@ -333,17 +345,35 @@ class SqliteStorage:
 
     def _apply(self, conn: sqlite3.Connection, writes: Sequence[Write],
                options: CommitOptions) -> list[StoredVersion]:
+        """One commit: rows are gathered first and written table by table (few statements:
+        each statement re-takes the GIL, which the event loop may be holding)."""
         now = self._now()
-        batch = RowBatch()
-        results = [self._apply_one(conn, write, now, batch) for write in writes]
+        current = self._current(conn, writes)
+        batch = RowBatch(*conn.execute("SELECT coalesce(max(seq), 0), (SELECT coalesce("
+                                       "max(rid), 0) FROM resources) FROM history").fetchone())
+        results = [self._apply_one(conn, write, now, batch,
+                                   current.get((write.resource_type, write.id)))
+                   for write in writes]
         batch.flush(conn)
         self._check_integrity(conn, writes, options)
         return results
 
+    @staticmethod
+    def _current(conn: sqlite3.Connection, writes: Sequence[Write]) -> dict[tuple[str, str],
+                                                                            tuple[Any, ...]]:
+        """The current rows of the written resources (a row-value ``IN`` would not use the
+        (type, id) index, so one indexed lookup each)."""
+        found: dict[tuple[str, str], tuple[Any, ...]] = {}
+        for key in dict.fromkeys((w.resource_type, w.id) for w in writes):
+            row = conn.execute("SELECT version, deleted, last_updated, rid, seq FROM resources "
+                               "WHERE type = ? AND id = ?", key).fetchone()
+            if row is not None:
+                found[key] = row
+        return found
+
     def _apply_one(self, conn: sqlite3.Connection, write: Write, now: int,
-                   batch: RowBatch) -> StoredVersion:
+                   batch: RowBatch, row: tuple[Any, ...] | None) -> StoredVersion:
         key = (write.resource_type, write.id)
-        row = conn.execute(CURRENT, key).fetchone()
         current, deleted = (row[0], bool(row[1])) if row else (0, True)
         if write.if_match is not None and (deleted or current != write.if_match):
             raise VersionConflict(*key, write.if_match, None if deleted else current)
@@ -354,19 +384,16 @@ class SqliteStorage:
         version = current + 1
         content = None if write.kind == "delete" else write.render(version, now)  # type: ignore[misc]
         method = {"create": "POST", "update": "PUT", "delete": "DELETE"}[write.kind]
-        seq = conn.execute(
-            "INSERT INTO history (type, id, version, last_updated, method, content) "
-            "VALUES (?, ?, ?, ?, ?, ?)", (*key, version, now, method, content)).lastrowid
+        batch.seq += 1
+        batch.history.append((batch.seq, *key, version, now, method, content))
         if row is None:
-            rid = int(conn.execute(
-                "INSERT INTO resources (type, id, seq, version, last_updated, deleted) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (*key, seq, version, now, content is None)).lastrowid or 0)
+            batch.rid += 1
+            rid = batch.rid
+            batch.created.append((rid, *key, batch.seq, version, now, content is None))
         else:
             rid = row[3]
-            conn.execute("UPDATE resources SET seq = ?, version = ?, last_updated = ?, "
-                         "deleted = ? WHERE rid = ?", (seq, version, now, content is None, rid))
-            conn.execute("DELETE FROM refs WHERE src_type = ? AND src_id = ?", key)
+            batch.updated.append((batch.seq, version, now, content is None, rid))
+            batch.unreferenced.append(key)
             if not deleted and self.index_of is not None:
                 old = conn.execute("SELECT content FROM history WHERE seq = ?",
                                    (row[4],)).fetchone()[0]

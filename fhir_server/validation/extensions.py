@@ -78,10 +78,12 @@ class ExtensionValidator:
     def __init__(self, definitions: Iterable[Resource] = ()) -> None:
         self.rules = {d["url"]: compile_rule(d) for d in definitions
                       if d.get("type") == "Extension" and "snapshot" in d}
+        self._prefixes = {url.rsplit("/", 1)[0].encode() for url in self.rules}
 
     def validate(self, resource: Resource) -> list[Issue]:
-        if not self.rules:
-            return []
+        if not self.rules or not any(prefix in orjson.dumps(resource)
+                                     for prefix in self._prefixes):
+            return []  # serialising is a few µs; walking every element costs more
         return [issue for found in self._walk(resource, resource.get("resourceType", ""),
                                               resource.get("resourceType", ""))
                 for issue in self._check(*found)]
