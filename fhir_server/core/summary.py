@@ -11,7 +11,6 @@ from fhir_server.validation.structure import StructureTable
 SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
              "code": "SUBSETTED", "display": "Resource encoded in summary mode"}
 ALWAYS = ("resourceType", "id", "meta")
-SUMMARY_MODES = ("true", "text", "data", "count", "false")
 
 
 def _mark(resource: Resource) -> Resource:

@@ -15,7 +15,6 @@ JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhi
 FORMAT_ALIASES = {"json": FHIR_JSON, "application/json": FHIR_JSON, "text/json": FHIR_JSON,
                   "application/fhir+json": FHIR_JSON, "application/json+fhir": FHIR_JSON}
 CONTENT_TYPE = "application/fhir+json; charset=utf-8"
-PATCH_JSON = "application/json-patch+json"
 
 
 def _media(value: str) -> str:

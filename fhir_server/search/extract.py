@@ -31,10 +31,6 @@ class Indexer:
             plan = self._plans[resource_type] = self.registry.indexed(resource_type)
         return plan
 
-    def forget(self) -> None:
-        """Drop compiled plans after the registry changed."""
-        self._plans.clear()
-
     def rows(self, resource: Resource) -> IndexRows:
         found: IndexRows = defaultdict(list)
         seen: set[tuple[str, str, tuple[object, ...]]] = set()

@@ -31,9 +31,6 @@ from fhir_server.search.types.base import CodeSet, Context, prefixed_any_of
 from fhir_server.search.types.date import conjunction as date_conjunction
 from fhir_server.search.values import DateRange, split_raw
 
-RESULT_PARAMETERS = ("_count", "_sort", "_total", "_summary", "_elements", "_include",
-                     "_revinclude", "_format", "_pretty", "_page", "_type", "_contained",
-                     "_containedType")
 TOTALS = ("none", "estimate", "accurate")
 MAX_CHAIN = 4
 SORT_TABLES = {"date": "sort", "number": "sort", "quantity": "sort"}  # others: their table

@@ -21,7 +21,6 @@ TABLES: dict[str, tuple[str, ...]] = {
     "composite": ("system", "code", "v_system", "v_code", "v_low", "v_high", "v_text"),
     "sort": ("value",),
 }
-OPERATORS = ("=", "!=", "<", "<=", ">", ">=", "prefix", "contains", "in", "is-null")
 
 
 @dataclass(frozen=True, slots=True)
