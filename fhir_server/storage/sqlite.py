@@ -11,6 +11,7 @@ an acknowledged write survives ``kill -9``; ``durability="full"`` also survives 
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import sqlite3
 import threading
@@ -42,6 +43,7 @@ from fhir_server.storage.sqlite_query import SearchRunner
 from fhir_server.storage.sqlite_schema import migrate
 
 T = TypeVar("T")
+log = logging.getLogger("fhir_server")
 Job = tuple[Callable[[sqlite3.Connection], Any], "Future[Any]"]
 MAX_GROUP = 256  # commits merged into one SQLite transaction at most
 ANALYZE_EVERY = 20_000  # commits between statistics refreshes
@@ -312,7 +314,10 @@ class SqliteStorage:
             self._since_analyze += len(group)
             if self._since_analyze >= ANALYZE_EVERY:
                 self._since_analyze = 0
-                _analyze(conn)
+                try:
+                    _analyze(conn)
+                except sqlite3.Error:  # statistics are an optimisation: never stop the writer
+                    log.warning("refreshing SQLite statistics failed", exc_info=True)
 
     def _run_group(self, conn: sqlite3.Connection, group: list[Job]) -> None:
         outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
