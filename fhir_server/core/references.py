@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from fhir_server.storage.port import Reference
@@ -12,17 +12,24 @@ from fhir_server.types import Resource
 RELATIVE = re.compile(r"([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?")
 
 
-def walk_references(value: Any, path: str) -> Iterator[tuple[Resource, str]]:
-    """Every object holding a string ``reference``, with its FHIRPath-like location."""
-    if isinstance(value, dict):
-        if isinstance(value.get("reference"), str):
-            yield value, path
-        for key, item in value.items():
-            if isinstance(item, dict | list) and key != "contained":
-                yield from walk_references(item, f"{path}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from walk_references(item, f"{path}[{index}]")
+def walk_references(value: Any, path: str) -> list[tuple[Resource, str]]:
+    """Every object holding a string ``reference``, with its FHIRPath-like location, in
+    document order (an explicit stack: nested generators cost more than the walk)."""
+    found: list[tuple[Resource, str]] = []
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if type(item) is dict:
+            if type(item.get("reference")) is str:
+                found.append((item, where))
+            children = [(child, f"{where}.{key}") for key, child in item.items()
+                        if type(child) in (dict, list) and key != "contained"]
+            stack.extend(reversed(children))
+        elif type(item) is list:
+            stack.extend(reversed([(child, f"{where}[{index}]")
+                                   for index, child in enumerate(item)
+                                   if type(child) in (dict, list)]))
+    return found
 
 
 def local_references(resource: Resource,
