@@ -22,6 +22,9 @@ GIVEN = ["伟", "芳", "娜", "敏", "静", "强", "磊", "军", "洋", "勇", "
          "超", "秀英", "霞", "平", "刚", "桂英", "建国", "建华", "志强", "丽", "红", "文", "华"]
 
 
+BASE = "http://alliance-fhir.org/fhir"
+
+
 def _urn() -> str:
     return f"urn:uuid:{uuid.uuid4()}"
 
@@ -29,6 +32,30 @@ def _urn() -> str:
 def _entry(resource: dict, full_url: str) -> dict:
     return {"fullUrl": full_url, "resource": resource,
             "request": {"method": "POST", "url": resource["resourceType"]}}
+
+
+def claim(bundle: dict) -> dict:
+    """The same visit, each resource claiming its alliance profile (with what they need)."""
+    profiles = {"Patient": "AlliancePatient", "ServiceRequest": "AllianceReferral",
+                "Task": "AllianceReferralTask", "DiagnosticReport": "AllianceLabReport",
+                "Observation": "AllianceLabResult"}
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        name = profiles.get(resource["resourceType"])
+        if name is None:
+            continue
+        meta = resource.setdefault("meta", {})
+        meta["profile"] = [f"{BASE}/StructureDefinition/{name}"]
+        if name == "AllianceReferral":
+            resource["extension"] = [{"url": f"{BASE}/StructureDefinition/referral-direction",
+                                      "valueCoding": {"system": f"{BASE}/CodeSystem/"
+                                                      "referral-direction", "code": "up"}}]
+        elif name == "AllianceReferralTask":
+            resource["authoredOn"] = "2026-11-01"
+            resource["basedOn"] = [resource["focus"]]
+        elif name == "AllianceLabReport":
+            resource["issued"] = "2026-11-12T10:00:00+08:00"
+    return bundle
 
 
 def visit_bundle(rng: random.Random, org: str, practitioner: str, labs: int = 8) -> dict:
