@@ -14,6 +14,7 @@ from typing import Any
 from fhir_server.core.errors import FhirError, NotFound
 from fhir_server.core.terminology import Concept, Hierarchy, Terminology
 from fhir_server.search.normalize import normalize, pinyin_forms
+from fhir_server.search.values import non_negative
 from fhir_server.types import Resource
 
 Params = dict[str, str]
@@ -109,8 +110,8 @@ class TerminologyOperations:
         (url,) = _require(params, "url")
         concepts = await self.terminology.expand(url, {}, "url")
         found = [c for c in concepts if c.code and _matches(c, params.get("filter", ""))]
-        offset = _number(params, "offset", 0)
-        count = _number(params, "count", len(found))
+        offset = non_negative(params.get("offset"), "offset", 0)
+        count = non_negative(params.get("count"), "count", len(found))
         page = found[offset: offset + count]
         contains = [{"system": c.system, "code": c.code, "display": c.display,
                      **({"designation": [{"language": "en", "value": c.english}]}
@@ -162,11 +163,3 @@ class TerminologyOperations:
                               ("message", f"The display of {code} is {concept.display}"))
         return parameters(("result", True), ("display", concept.display))
 
-
-def _number(params: Params, name: str, default: int) -> int:
-    raw = params.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit():
-        raise FhirError(f"{name} must be a non-negative integer", name)
-    return int(raw)

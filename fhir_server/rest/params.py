@@ -5,19 +5,14 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from fhir_server.config import Settings
-from fhir_server.core.errors import FhirError
 from fhir_server.rest.request import FhirRequest
+from fhir_server.search.values import non_negative as non_negative_value
 
 FORMAT_PARAMS = ("_format", "_pretty", "_summary", "_elements")
 
 
 def non_negative(request: FhirRequest, name: str, default: int) -> int:
-    raw = request.param(name)
-    if raw is None:
-        return default
-    if not raw.isdigit():
-        raise FhirError(f"{name} must be a non-negative integer, got {raw!r}", name)
-    return int(raw)
+    return non_negative_value(request.param(name), name, default)
 
 
 def page_size(request: FhirRequest, settings: Settings) -> int:

@@ -29,7 +29,7 @@ from fhir_server.search.registry import UNSUPPORTED, SearchParam, SearchRegistry
 from fhir_server.search.types import TYPES
 from fhir_server.search.types.base import CodeSet, Context, prefixed_any_of
 from fhir_server.search.types.date import conjunction as date_conjunction
-from fhir_server.search.values import DateRange, split_raw
+from fhir_server.search.values import DateRange, non_negative, split_raw
 
 TOTALS = ("none", "estimate", "accurate")
 MAX_CHAIN = 4
@@ -99,9 +99,7 @@ class SearchParser:
     # -- result parameters ---------------------------------------------------------------
 
     def _count(self, value: str) -> int:
-        if not value.isdigit():
-            raise FhirError(f"_count must be a non-negative integer, got {value!r}", "_count")
-        return min(int(value), self.max_count)
+        return min(non_negative(value, "_count", 0), self.max_count)
 
     def _sort(self, types: tuple[str, ...], value: str) -> tuple[SortKey, ...]:
         keys = []

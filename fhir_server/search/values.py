@@ -62,6 +62,15 @@ def unescape(text: str) -> str:
     return "".join(split_escaped(text, "\x00"))
 
 
+def non_negative(raw: str | None, name: str, default: int) -> int:
+    """A non-negative integer parameter (``_count``, ``offset``…), or ``default``."""
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise FhirError(f"{name} must be a non-negative integer, got {raw!r}", name)
+    return int(raw)
+
+
 def prefixed(value: str) -> tuple[str, str]:
     """(prefix, rest): ``ge2020`` → (ge, 2020); no prefix → eq."""
     if len(value) > 2 and value[:2] in PREFIXES and (value[2].isdigit() or value[2] in "-+."):
