@@ -37,6 +37,17 @@ wrk.headers["Content-Type"] = "application/fhir+json"
 wrk.body = [[%s]]
 """
 
+INGEST_LUA = """
+local bodies = {}
+for line in io.lines("%s") do bodies[#bodies + 1] = line end
+local next_body = 0
+request = function()
+  next_body = next_body %% #bodies + 1
+  return wrk.format("POST", nil, {["Content-Type"] = "application/fhir+json"},
+                    bodies[next_body])
+end
+"""
+
 
 def wrk(url: str, seconds: int, connections: int, script: Path | None = None) -> float:
     """Requests per second that wrk measured (one thread: the other core serves)."""
@@ -69,6 +80,17 @@ def start(command: list[str], env: dict[str, str] | None = None) -> subprocess.P
 def stop(process: subprocess.Popen) -> None:
     process.terminate()
     process.wait(timeout=30)
+
+
+def wrk_ingest(base: str, bundles: list[dict], seconds: int, connections: int,
+               work: Path) -> float:
+    """Resources per second when wrk posts the transaction Bundles round-robin."""
+    lines = work / "bundles.ndjson"
+    lines.write_bytes(b"\n".join(orjson.dumps(b) for b in bundles))
+    script = work / "ingest.lua"
+    script.write_text(INGEST_LUA % lines)
+    per_bundle = sum(len(b["entry"]) for b in bundles) / len(bundles)
+    return wrk(base, seconds, connections, script) * per_bundle
 
 
 async def ingest(base: str, bundles: list[dict], concurrency: int) -> tuple[int, float]:
@@ -119,8 +141,11 @@ def main() -> None:
     parser.add_argument("--bundles", type=int, default=3000)
     parser.add_argument("--clients", type=int, default=4, help="concurrent ingest clients")
     parser.add_argument("--synthea", type=Path, help="ingest these Synthea bundles instead")
+    parser.add_argument("--wrk-ingest", action="store_true",
+                        help="post the ingest Bundles with wrk instead of an asyncio client")
+    parser.add_argument("--ingest-only", action="store_true", help="skip the read and create runs")
     args = parser.parse_args()
-    if not shutil.which("wrk"):
+    if not shutil.which("wrk") and not args.ingest_only:
         sys.exit("wrk is missing: run benchmarks/setup.sh")
     work = Path(tempfile.mkdtemp(prefix="bench-core-"))
     db = work / "bench.db"
@@ -134,6 +159,17 @@ def main() -> None:
     results: dict[str, str] = {}
     try:
         wait_for(f"{base}/metadata")
+        if args.ingest_only:
+            bundles = synthea(args.synthea) if args.synthea else alliance(args.bundles)
+            if args.wrk_ingest:
+                rate = wrk_ingest(base, bundles, args.seconds, args.clients, work)
+                print(f"transaction ingest (wrk): {rate:,.0f} resources/s "
+                      f"(workers={args.workers}, {args.clients} connections)")
+                return
+            resources, seconds = asyncio.run(ingest(base, bundles, concurrency=args.clients))
+            print(f"transaction ingest: {resources / seconds:,.0f} resources/s "
+                  f"({resources} in {seconds:.1f} s, workers={args.workers})")
+            return
         body = httpx.get(f"{base}/Patient/zhang-san").content
         read_rps = wrk(f"{base}/Patient/zhang-san", args.seconds, args.connections)
         script = work / "post.lua"
@@ -150,6 +186,8 @@ def main() -> None:
         resources, seconds = asyncio.run(ingest(base, bundles, concurrency=args.clients))
     finally:
         stop(server)
+        if args.ingest_only:
+            shutil.rmtree(work)
     body_file = work / "body.json"
     body_file.write_bytes(body)
     bare_port = free_port()

@@ -40,6 +40,7 @@ from fhir_server.storage.port import (
     Write,
 )
 from fhir_server.storage.sqlite_query import SearchRunner
+from fhir_server.storage.sqlite_rows import insert_rows, select_keyed
 from fhir_server.storage.sqlite_schema import migrate
 
 T = TypeVar("T")
@@ -47,8 +48,7 @@ log = logging.getLogger("fhir_server")
 Job = tuple[Callable[[sqlite3.Connection], Any], "Future[Any]"]
 MAX_GROUP = 256  # commits merged into one SQLite transaction at most
 ANALYZE_EVERY = 20_000  # commits between statistics refreshes
-INSERT_ROWS = {table: f"INSERT OR IGNORE INTO idx_{table} (pid, {', '.join(columns)}, rid) "
-               f"VALUES (?, {', '.join('?' * len(columns))}, ?)"
+INSERT_ROWS = {table: f"INSERT OR IGNORE INTO idx_{table} (pid, {', '.join(columns)}, rid)"
                for table, columns in TABLES.items()}
 DELETE_ROWS = {table: f"DELETE FROM idx_{table} WHERE pid = ? AND "
                + " AND ".join(f"{c} = ?" for c in columns) + " AND rid = ?"
@@ -71,10 +71,10 @@ class RowBatch:
         self.refs: list[tuple[str, str, str, str]] = []
 
     def flush(self, conn: sqlite3.Connection) -> None:
-        conn.executemany("INSERT INTO history (seq, type, id, version, last_updated, method, "
-                         "content) VALUES (?, ?, ?, ?, ?, ?, ?)", self.history)
-        conn.executemany("INSERT INTO resources (rid, type, id, seq, version, last_updated, "
-                         "deleted) VALUES (?, ?, ?, ?, ?, ?, ?)", self.created)
+        insert_rows(conn, "INSERT INTO history (seq, type, id, version, last_updated, method, "
+                    "content)", self.history)
+        insert_rows(conn, "INSERT INTO resources (rid, type, id, seq, version, last_updated, "
+                    "deleted)", self.created)
         conn.executemany("UPDATE resources SET seq = ?, version = ?, last_updated = ?, "
                          "deleted = ? WHERE rid = ?", self.updated)
         conn.executemany("DELETE FROM refs WHERE src_type = ? AND src_id = ?",
@@ -82,9 +82,8 @@ class RowBatch:
         for table, rows in self.deletes.items():
             conn.executemany(DELETE_ROWS[table], rows)
         for table, rows in self.inserts.items():
-            conn.executemany(INSERT_ROWS[table], rows)
-        if self.refs:
-            conn.executemany("INSERT OR IGNORE INTO refs VALUES (?, ?, ?, ?)", self.refs)
+            insert_rows(conn, INSERT_ROWS[table], rows)
+        insert_rows(conn, "INSERT OR IGNORE INTO refs", self.refs)
 
 
 def _analyze(conn: sqlite3.Connection) -> None:
@@ -136,7 +135,8 @@ class SqliteStorage:
     # -- connections -------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                               cached_statements=512)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute("PRAGMA busy_timeout=10000")
@@ -321,18 +321,22 @@ class SqliteStorage:
 
     def _run_group(self, conn: sqlite3.Connection, group: list[Job]) -> None:
         outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
+        nested = len(group) > 1  # a lone commit's failure may undo the whole transaction
         try:
             conn.execute("BEGIN IMMEDIATE")
             for job, future in group:
-                conn.execute("SAVEPOINT job")
+                if nested:
+                    conn.execute("SAVEPOINT job")
                 try:
                     outcomes.append((future, job(conn), None))
-                    conn.execute("RELEASE job")
+                    if nested:
+                        conn.execute("RELEASE job")
                 except Exception as error:
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
+                    for undo in ("ROLLBACK TO job", "RELEASE job") if nested else ("ROLLBACK",):
+                        conn.execute(undo)
                     outcomes.append((future, None, error))
-            conn.execute("COMMIT")
+            if conn.in_transaction:
+                conn.execute("COMMIT")
         except sqlite3.Error as fault:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -368,13 +372,11 @@ class SqliteStorage:
                                                                             tuple[Any, ...]]:
         """The current rows of the written resources (a row-value ``IN`` would not use the
         (type, id) index, so one indexed lookup each)."""
-        found: dict[tuple[str, str], tuple[Any, ...]] = {}
-        for key in dict.fromkeys((w.resource_type, w.id) for w in writes):
-            row = conn.execute("SELECT version, deleted, last_updated, rid, seq FROM resources "
-                               "WHERE type = ? AND id = ?", key).fetchone()
-            if row is not None:
-                found[key] = row
-        return found
+        keys = list(dict.fromkeys((w.resource_type, w.id) for w in writes))
+        rows = select_keyed(conn, "SELECT r.type, r.id, r.version, r.deleted, r.last_updated, "
+                            "r.rid, r.seq FROM k CROSS JOIN resources r "
+                            "ON r.type = k.k0 AND r.id = k.k1", keys)
+        return {(row[0], row[1]): row[2:] for row in rows}
 
     def _apply_one(self, conn: sqlite3.Connection, write: Write, now: int,
                    batch: RowBatch, row: tuple[Any, ...] | None) -> StoredVersion:
@@ -433,18 +435,14 @@ class SqliteStorage:
                          options: CommitOptions) -> None:
         dangling: list[Reference] = []
         if options.check_references:
-            checked: set[tuple[str, str]] = set()
+            targets: dict[tuple[str, str], Reference] = {}
             for write in writes:
                 for ref in write.references:
-                    target = (ref.resource_type, ref.id)
-                    if target in checked:
-                        continue
-                    row = conn.execute("SELECT deleted FROM resources WHERE type = ? AND id = ?",
-                                       target).fetchone()
-                    if row is None or row[0]:
-                        dangling.append(ref)
-                    else:
-                        checked.add(target)
+                    targets.setdefault((ref.resource_type, ref.id), ref)
+            missing = set(select_keyed(conn, "SELECT k.k0, k.k1 FROM k LEFT JOIN resources r "
+                                       "ON r.type = k.k0 AND r.id = k.k1 "
+                                       "WHERE r.rid IS NULL OR r.deleted", list(targets)))
+            dangling = [ref for key, ref in targets.items() if key in missing]
         referenced = []
         if not options.allow_referenced_delete:
             for write in writes:
