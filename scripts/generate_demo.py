@@ -316,10 +316,16 @@ def resources() -> list[dict]:
     ]
 
 
+# where the demo's resources say they live (relative references resolve against it)
+DEMO_BASE = "http://demo.alliance-fhir.org/fhir"
+
+
 def main() -> None:
     bundle = {
         "resourceType": "Bundle", "type": "transaction",
-        "entry": [{"resource": r,
+        "entry": [{"fullUrl": f"{DEMO_BASE}/{r['resourceType']}/{r['id']}",
+                   "resource": {"resourceType": r["resourceType"], "id": r["id"],
+                                "language": "zh-CN", **r},
                    "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
                   for r in resources()],
     }

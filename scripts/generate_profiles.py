@@ -224,13 +224,24 @@ RESOURCE_PROFILES: dict[str, tuple[str, str, str, list[dict]]] = {
 }
 
 
-def resource_profile(profile_id: str, bases: dict[str, dict]) -> dict:
+def resource_profile(profile_id: str, bases: dict[str, dict],
+                     extensions: dict[str, list[dict]]) -> dict:
     rtype, title, description, elements = RESOURCE_PROFILES[profile_id]
     merged: dict[str, dict] = {rtype: {"id": rtype, "path": rtype, "short": title,
                                        "definition": description}}
     for element in elements:  # several helpers may constrain one element: merge them
         merged.setdefault(element["id"], {}).update(element)
-    differential = list(merged.values())
+    order = {e["path"]: n for n, e in enumerate(bases[rtype]["snapshot"]["element"])}
+
+    def place(element: dict) -> int:
+        """Where the element (or, for a slice's child, its nearest listed parent) sits."""
+        path = element["path"]
+        while path not in order:
+            path = path.rpartition(".")[0]
+        return order[path]
+
+    # a differential lists elements in the base's order (validators match them in turn)
+    differential = sorted(merged.values(), key=place)
     return {
         "resourceType": "StructureDefinition", "id": profile_id,
         "url": f"{BASE}/StructureDefinition/{profile_id}", "version": VERSION,
@@ -240,7 +251,7 @@ def resource_profile(profile_id: str, bases: dict[str, dict]) -> dict:
         "baseDefinition": f"http://hl7.org/fhir/StructureDefinition/{rtype}",
         "derivation": "constraint",
         "snapshot": {"element": resource_snapshot(bases[rtype]["snapshot"]["element"],
-                                                  differential)},
+                                                  differential, extensions)},
         "differential": {"element": differential},
     }
 
@@ -267,7 +278,9 @@ def main() -> None:
     bases = {r["id"]: r for r in r4_package.bundle_resources("Bundle-resources.json")
              if r["resourceType"] == "StructureDefinition"}
     definitions = [simple(ext_id, base) for ext_id in SIMPLE] + [complex_extension(base)]
-    definitions += [resource_profile(profile_id, bases) for profile_id in RESOURCE_PROFILES]
+    extensions = {d["url"]: d["snapshot"]["element"] for d in definitions}
+    definitions += [resource_profile(profile_id, bases, extensions)
+                    for profile_id in RESOURCE_PROFILES]
     for definition in definitions:
         path = OUT / f"StructureDefinition-{definition['id']}.json"
         path.write_bytes(orjson.dumps(definition, option=orjson.OPT_INDENT_2) + b"\n")

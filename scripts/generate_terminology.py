@@ -9,6 +9,7 @@ GB 3304, GB/T 2260, GB/T 2261.1, the 诊疗科目名录, 国卫医发〔2022〕6
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import orjson
@@ -36,6 +37,19 @@ ETHNIC_GROUPS = (  # GB 3304, in code order 01-56: (中文, English)
 
 Concept = tuple[str, str, str] | tuple[str, str, str, list]  # code, 中文, English[, children]
 
+LIS_TO_LOINC = (  # a member hospital's local LIS codes -> LOINC (serum or plasma unless noted)
+    ("GLU", "葡萄糖", "Glucose", "2345-7"),
+    ("K", "钾", "Potassium", "2823-3"),
+    ("NA", "钠", "Sodium", "2951-2"),
+    ("CL", "氯", "Chloride", "2075-0"),
+    ("CA", "钙", "Calcium", "17861-6"),
+    ("TC", "总胆固醇", "Total cholesterol", "2093-3"),
+    ("TG", "甘油三酯", "Triglyceride", "2571-8"),
+    ("ALB", "白蛋白", "Albumin", "1751-7"),
+    ("ALT", "丙氨酸氨基转移酶", "Alanine aminotransferase", "1742-6"),
+    ("CREA", "肌酐", "Creatinine", "2160-0"),
+    ("HBA1C", "糖化血红蛋白 (全血)", "Haemoglobin A1c (blood)", "4548-4"),
+)
 SYSTEMS: dict[str, tuple[str, str, list[Concept]]] = {
     "institution-type": ("医疗卫生机构类别 (WS 218-2002)", "Institution type", [
         ("A100", "综合医院", "General hospital"),
@@ -129,11 +143,44 @@ SYSTEMS: dict[str, tuple[str, str, list[Concept]]] = {
         ]),
         ("500000", "重庆市", "Chongqing", [("500112", "渝北区", "Yubei District")]),
     ]),
+    "icd10-cn": ("疾病分类与代码 国家临床版 2.0 (ICD-10, subset)", "ICD-10 national clinical "
+                 "edition", [
+        ("E11", "2型糖尿病", "Type 2 diabetes mellitus", [
+            ("E11.900", "2型糖尿病", "Type 2 diabetes mellitus without complications")]),
+        ("E14", "未特指的糖尿病", "Unspecified diabetes mellitus", [
+            ("E14.900x001", "糖尿病", "Diabetes mellitus")]),
+        ("I10", "特发性(原发性)高血压", "Essential (primary) hypertension", [
+            ("I10.x00x002", "高血压3级", "Hypertension grade 3")]),
+        ("I21", "急性心肌梗死", "Acute myocardial infarction", [
+            ("I21.900", "急性心肌梗死", "Acute myocardial infarction, unspecified")]),
+        ("I25", "慢性缺血性心脏病", "Chronic ischaemic heart disease", [
+            ("I25.103", "冠状动脉粥样硬化性心脏病", "Atherosclerotic heart disease")]),
+        ("I63", "脑梗死", "Cerebral infarction", [
+            ("I63.900", "脑梗死", "Cerebral infarction, unspecified")]),
+        ("J18", "肺炎，病原体未特指", "Pneumonia, organism unspecified", [
+            ("J18.900", "肺炎", "Pneumonia, unspecified")]),
+        ("J44", "其他慢性阻塞性肺病", "Other chronic obstructive pulmonary disease", [
+            ("J44.900", "慢性阻塞性肺病", "Chronic obstructive pulmonary disease, unspecified")]),
+    ]),
+    "gbt15657-2021": ("中医病证分类与代码 (GB/T 15657-2021, subset)", "TCM diseases and "
+                      "patterns", [
+        ("A01", "外感病类术语", "Exogenous diseases", [("A01.01.01.01", "伤风", "Common cold")]),
+        ("A04", "脏腑病及相关病类术语", "Zang-fu organ diseases"),
+        ("A05", "情志病类术语", "Emotional diseases"),
+        ("A06", "气血津液病类术语", "Qi, blood and body fluid diseases"),
+        ("A07", "头身形体病类术语", "Head, body and form diseases", [
+            ("A07.06.03", "尪痹", "Wang bi (deforming arthralgia)")]),
+        ("A17", "临时诊断用术语", "Provisional diagnostic terms"),
+    ]),
+    "lis-county": ("渝北区人民医院 LIS 检验项目 (样例)", "County hospital LIS tests", [
+        (code, zh, en) for code, zh, en, _ in LIS_TO_LOINC
+    ]),
     "sex": ("人的性别代码 (GB/T 2261.1)", "Sex", [
         ("0", "未知的性别", "Unknown"), ("1", "男性", "Male"), ("2", "女性", "Female"),
         ("9", "未说明的性别", "Not stated"),
     ]),
 }
+FRAGMENTS = ("administrative-division", "department", "icd10-cn", "gbt15657-2021")
 SEX_TO_GENDER = {"0": "unknown", "1": "male", "2": "female", "9": "unknown"}
 
 
@@ -160,14 +207,14 @@ def main() -> None:
     for code, (title, english, items) in SYSTEMS.items():
         url = f"{BASE}/CodeSystem/{code}"
         hierarchical = any(len(item) > 3 for item in items)
+        name = re.sub(r"[^A-Za-z0-9]", "", english.title())
         _write({"resourceType": "CodeSystem", "id": code, "url": url, **common,
-                "name": english.title().replace(" ", ""), "title": f"{title} / {english}",
-                "caseSensitive": True, "content": "complete" if code not in (
-                    "administrative-division", "department") else "fragment",
+                "name": name, "title": f"{title} / {english}",
+                "caseSensitive": True, "content": "fragment" if code in FRAGMENTS else "complete",
                 **({"hierarchyMeaning": "is-a"} if hierarchical else {}),
                 "concept": _concepts(items)})
         _write({"resourceType": "ValueSet", "id": code, "url": f"{BASE}/ValueSet/{code}",
-                **common, "name": english.title().replace(" ", ""),
+                **common, "name": name,
                 "title": f"{title} / {english}", "compose": {"include": [{"system": url}]}})
     _write({"resourceType": "ConceptMap", "id": "sex-to-gender",
             "url": f"{BASE}/ConceptMap/sex-to-gender", **common, "name": "SexToGender",
@@ -179,6 +226,15 @@ def main() -> None:
                        "element": [{"code": sex, "target": [{"code": gender,
                                                              "equivalence": "equivalent"}]}
                                    for sex, gender in SEX_TO_GENDER.items()]}]})
+    _write({"resourceType": "ConceptMap", "id": "lis-county-to-loinc",
+            "url": f"{BASE}/ConceptMap/lis-county-to-loinc", **common,
+            "name": "LisCountyToLoinc", "title": "渝北区人民医院 LIS 项目 → LOINC",
+            "sourceUri": f"{BASE}/ValueSet/lis-county",
+            "targetUri": "http://loinc.org/vs",
+            "group": [{"source": f"{BASE}/CodeSystem/lis-county", "target": "http://loinc.org",
+                       "element": [{"code": code, "display": zh,
+                                    "target": [{"code": loinc, "equivalence": "equivalent"}]}
+                                   for code, zh, _, loinc in LIS_TO_LOINC]}]})
     print(f"wrote {len(list(OUT.glob('*.json')))} files to {OUT}")
 
 

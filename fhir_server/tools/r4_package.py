@@ -27,18 +27,23 @@ def cache_root() -> Path:
 
 
 def package_dir() -> Path:
-    """The unpacked ``package/`` folder, fetching it with npm on first use."""
-    target = cache_root() / f"{PACKAGE}-{VERSION}"
+    """The unpacked ``package/`` folder of the R4 examples, fetching it on first use."""
+    return npm_package(PACKAGE, VERSION)
+
+
+def npm_package(name: str, version: str) -> Path:
+    """The unpacked ``package/`` folder of an npm package, fetched with ``npm pack`` once."""
+    target = cache_root() / f"{name}-{version}"
     folder = target / "package"
     if (folder / "package.json").exists():
         return folder
     npm = shutil.which("npm")
     if npm is None:
-        raise RuntimeError(f"npm is needed once to fetch {PACKAGE}@{VERSION}")
+        raise RuntimeError(f"npm is needed once to fetch {name}@{version}")
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target) as work:
         subprocess.run(
-            [npm, "pack", f"{PACKAGE}@{VERSION}", "--silent"],
+            [npm, "pack", f"{name}@{version}", "--silent"],
             cwd=work, check=True, capture_output=True, timeout=600,
         )
         tgz = next(Path(work).glob("*.tgz"))

@@ -28,6 +28,15 @@ def _apply(base: Element, change: Element) -> Element:
     return merged
 
 
+def _slice(base: Element, change: Element) -> Element:
+    """A slice entry: the sliced element's definition without its ``slicing`` (a slice
+    carries slicing only when it is itself re-sliced)."""
+    merged = _apply(base, change)
+    if "slicing" not in change:
+        merged.pop("slicing", None)
+    return merged
+
+
 def _children(base: list[Element], root: str, prefix_id: str, prefix_path: str,
               differential: dict[str, Element]) -> list[Element]:
     """The base elements under ``root`` re-homed under a slice, differential applied."""
@@ -35,8 +44,8 @@ def _children(base: list[Element], root: str, prefix_id: str, prefix_path: str,
     for element in base:
         if not element["path"].startswith(root + "."):
             continue
-        tail = element["path"][len(root):]
-        element_id, path = prefix_id + tail, prefix_path + tail
+        element_id = prefix_id + element["id"][len(root):]  # keeps nested slice names
+        path = prefix_path + element["path"][len(root):]
         change = differential.get(element_id, {"id": element_id, "path": path})
         out.append(_apply({**element, "id": element_id, "path": path}, change))
     return out
@@ -53,16 +62,19 @@ def extension_snapshot(base: list[Element], differential: list[Element]) -> list
         snapshot.append(_apply(element, change))
         if element["id"] == "Extension.extension":
             for item in slices:
-                snapshot.append(_apply(element, item))
+                snapshot.append(_slice(element, item))
                 snapshot += _children(base, "Extension", item["id"], "Extension.extension",
                                       by_id)
     return snapshot
 
 
-def resource_snapshot(base: list[Element], differential: list[Element]) -> list[Element]:
+def resource_snapshot(base: list[Element], differential: list[Element],
+                      extensions: dict[str, list[Element]]) -> list[Element]:
     """The snapshot of a resource profile: the base snapshot with the differential applied
-    by element id, each slice (``Type.element:slice``) placed after the element it slices,
-    followed by the slice's own constrained children (an extension slice's fixed url)."""
+    by element id, each slice (``Type.element:slice``) placed after the element it slices.
+    An extension slice is followed by the children of its extension's own snapshot
+    (``extensions``: snapshot elements by extension url); other slices by their constrained
+    children."""
     by_id = {e["id"]: e for e in differential}
     slices: dict[str, list[Element]] = {}
     for element in differential:
@@ -75,7 +87,14 @@ def resource_snapshot(base: list[Element], differential: list[Element]) -> list[
         change = by_id.get(element["id"], {"id": element["id"], "path": element["path"]})
         snapshot.append(_apply(element, change))
         for item in slices.get(element["id"], []):
-            snapshot.append(_apply(base_by_id[element["id"]], item))
-            snapshot += [{"min": 0, "max": "1", **child} for child in differential
-                         if child["id"].startswith(item["id"] + ".")]
+            snapshot.append(_slice(base_by_id[element["id"]], item))
+            profile = next((url for t in item.get("type", []) for url in t.get("profile", [])),
+                           None)
+            if profile in extensions:  # its top-level children: nested slices stay in the
+                snapshot += [child for child in _children(  # extension's own definition
+                    extensions[profile], "Extension", item["id"], element["path"], by_id)
+                    if ":" not in child["id"][len(item["id"]):]]
+            else:
+                snapshot += [{"min": 0, "max": "1", **child} for child in differential
+                             if child["id"].startswith(item["id"] + ".")]
     return snapshot
