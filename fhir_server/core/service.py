@@ -26,6 +26,7 @@ from fhir_server.core.errors import (
 from fhir_server.core.ids import Uuid7
 from fhir_server.core.patch import Patcher
 from fhir_server.core.references import local_references
+from fhir_server.core.referral_tier import referral_issues
 from fhir_server.core.registry import ResourceRegistry
 from fhir_server.core.search import Searcher
 from fhir_server.core.versioning import renderer
@@ -218,6 +219,7 @@ class FhirService:
     async def commit(self, prepared: Sequence[Prepared],
                      options: CommitOptions | None = None) -> list[StoredVersion]:
         """Commit prepared writes atomically; port errors become FhirErrors."""
+        await self._check_referrals(prepared)
         try:
             return await self.storage.commit([p.write for p in prepared], options or self.options)
         except VersionConflict as error:
@@ -229,6 +231,27 @@ class FhirService:
             raise Conflict(str(error), f"{error.resource_type}/{error.id}") from None
         except IntegrityError as error:
             raise _integrity_error(error) from None
+
+    async def _check_referrals(self, prepared: Sequence[Prepared]) -> None:
+        """alliance-ref-2 (referral direction against the tiers), resolving the requester and
+        performer among the writes themselves first, then in storage (422 when broken)."""
+        written = {f"{p.resource['resourceType']}/{p.resource['id']}": p.resource
+                   for p in prepared if p.resource is not None}
+        referrals = [r for r in written.values() if r["resourceType"] == "ServiceRequest"]
+        if not referrals:
+            return
+
+        async def resolve(reference: str) -> Resource | None:
+            rtype, _, id = reference.partition("/")
+            if reference in written or not self.registry.is_supported(rtype) or "/" in id:
+                return written.get(reference)
+            found = await self.storage.read(rtype, id)
+            return None if found is None or found.deleted else orjson.loads(found.content)
+
+        issues = [issue for referral in referrals
+                  for issue in await referral_issues(referral, resolve)]
+        if issues:
+            raise Unprocessable(issues)
 
     async def create(self, resource_type: str, resource: Resource) -> StoredVersion:
         [stored] = await self.commit([self.prepare_create(resource_type, resource)])
