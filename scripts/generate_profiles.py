@@ -141,6 +141,12 @@ def _required(*paths: str) -> list[dict]:
     return [{"id": p, "path": p, "min": 1} for p in paths]
 
 
+def _targets(path: str, *types: str) -> dict:
+    """A reference narrowed to some target types."""
+    return {"id": path, "path": path, "type": [{"code": "Reference", "targetProfile": [
+        f"http://hl7.org/fhir/StructureDefinition/{t}" for t in types]}]}
+
+
 def _binding(path: str, value_set: str, strength: str = "required") -> dict:
     return {"id": path, "path": path, "binding": {
         "strength": strength, "valueSet": f"{BASE}/ValueSet/{value_set}"}}
@@ -186,10 +192,14 @@ RESOURCE_PROFILES: dict[str, tuple[str, str, str, list[dict]]] = {
         *_required("PractitionerRole.practitioner", "PractitionerRole.organization")]),
     "AllianceReferralTask": ("Task", "转诊任务 / Alliance referral task",
                              "The receiving organisation's handling of a referral.", [
-        *_required("Task.focus", "Task.owner", "Task.authoredOn", "Task.basedOn")]),
+        *_required("Task.focus", "Task.owner", "Task.authoredOn", "Task.basedOn"),
+        _targets("Task.focus", "ServiceRequest"), _targets("Task.owner", "Organization")]),
     "AllianceImagingStudy": ("ImagingStudy", "影像检查 / Alliance imaging study",
                              "A DICOM study of a member, reviewable by the imaging centre.", [
-        *_required("ImagingStudy.started", "ImagingStudy.series")]),
+        *_required("ImagingStudy.started", "ImagingStudy.series",
+                   "ImagingStudy.series.numberOfInstances"),
+        {"id": "ImagingStudy.series.modality", "path": "ImagingStudy.series.modality",
+         "patternCoding": {"system": "http://dicom.nema.org/resources/ontology/DCM"}}]),
     "AllianceImagingReport": ("DiagnosticReport", "影像报告 / Alliance imaging report",
                               "A report on an imaging study (a grassroots study reviewed by "
                               "the lead hospital's imaging centre).", [
@@ -208,7 +218,9 @@ RESOURCE_PROFILES: dict[str, tuple[str, str, str, list[dict]]] = {
         *_extension_slice("ServiceRequest.extension", "referral-direction", 1),
         *_required("ServiceRequest.priority", "ServiceRequest.authoredOn",
                    "ServiceRequest.requester", "ServiceRequest.performer",
-                   "ServiceRequest.reasonReference")]),
+                   "ServiceRequest.reasonReference"),
+        _targets("ServiceRequest.requester", "PractitionerRole"),
+        _targets("ServiceRequest.performer", "Organization")]),
     "AllianceLabResult": ("Observation", "互认检验结果 / Alliance lab result",
                           "A laboratory result that can carry the HR recognition mark.", [
         _slice_by_url("Observation.extension"),

@@ -1,11 +1,14 @@
 """Alliance resource profiles enforced on resources that claim them (``meta.profile``).
 
-Compiled from each profile's snapshot: cardinality of top-level elements (choice types
-included), required and extensible bindings checked against the alliance ValueSets held in
-memory (``terminology/``), and slices: identifier slices matched by pattern, extension
-slices by url, each with its own cardinality. A profile the server does not know is a
-warning. The alliance's own FHIRPath invariants (``alliance-*``) are evaluated with
-fhirpathpy; deeper elements come with the next steps of the profiles work.
+Compiled from each profile's snapshot: cardinality of every top-level element (choice
+types included) and of each deeper element the differential constrains (counted per parent
+instance); fixed and pattern values; reference target types the profile narrows
+(``targetProfile``); required and extensible bindings checked against the alliance ValueSets
+held in memory (``terminology/``); and slices: identifier slices matched by pattern,
+extension slices by url, each with its own cardinality. A profile the server does not know
+is a warning. The alliance's own FHIRPath invariants (``alliance-*``) are evaluated with
+fhirpathpy. Not compiled: constraints on elements below a choice type or inside a slice
+(the alliance profiles have none; a slice's extension is checked by its own definition).
 """
 
 from __future__ import annotations
@@ -25,11 +28,15 @@ from fhir_server.types import Resource
 
 @dataclass(frozen=True, slots=True)
 class ElementRule:
+    parents: tuple[str, ...]  # JSON names from the resource down to the element's parent
     name: str  # JSON name; a choice base ("effective") for value[x] elements
     choice: bool
-    min: int
+    min: int  # per parent instance
     max: int  # -1: unbounded
     binding: tuple[str, str] | None  # (strength, ValueSet url)
+    fixed: Any = None  # fixed[x]: the value must equal it
+    pattern: Any = None  # pattern[x]: the value must contain it
+    targets: frozenset[str] = frozenset()  # allowed reference target types (empty: any)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +69,34 @@ def _max(value: str) -> int:
     return -1 if value == "*" else int(value)
 
 
+def _prefixed(element: Resource, prefix: str) -> Any:
+    return next((v for k, v in element.items() if k.startswith(prefix)), None)
+
+
+def _element_rule(element: Resource) -> ElementRule:
+    *parents, name = element["id"].split(".")[1:]
+    binding = element.get("binding") or {}
+    targets = frozenset(url.rsplit("/", 1)[-1] for t in element.get("type", [])
+                        if t.get("code") == "Reference" for url in t.get("targetProfile", []))
+    return ElementRule(
+        tuple(parents), name.removesuffix("[x]"), name.endswith("[x]"), element.get("min", 0),
+        _max(element.get("max", "*")),
+        (binding["strength"], binding["valueSet"])
+        if binding.get("strength") in ("required", "extensible") and binding.get(
+            "valueSet", "").startswith("http://alliance-fhir.org/") else None,
+        _prefixed(element, "fixed"), _prefixed(element, "pattern"),
+        frozenset() if "Resource" in targets else targets)
+
+
 def compile_profile(definition: Resource) -> Profile:
     rtype = definition["type"]
+    constrained = {e["id"] for e in definition.get("differential", {}).get("element", [])}
     elements, slices = [], []
     for element in definition["snapshot"]["element"]:
         head, _, slice_name = element["id"].partition(":")
+        if head.count(".") > 1 and not slice_name and element["id"] in constrained \
+                and "[x]" not in element["id"].rpartition(".")[0]:
+            elements.append(_element_rule(element))
         if head.count(".") != 1 or element["id"].count(".") != 1:
             continue
         name = head.split(".")[1]
@@ -77,18 +107,37 @@ def compile_profile(definition: Resource) -> Profile:
                                     _max(element.get("max", "*")),
                                     element.get("patternIdentifier"), profile))
             continue
-        binding = element.get("binding") or {}
-        elements.append(ElementRule(
-            name.removesuffix("[x]"), name.endswith("[x]"), element.get("min", 0),
-            _max(element.get("max", "*")),
-            (binding["strength"], binding["valueSet"])
-            if binding.get("strength") in ("required", "extensible") and binding.get(
-                "valueSet", "").startswith("http://alliance-fhir.org/") else None))
+        rule = _element_rule(element)
+        elements.append(rule if element["id"] in constrained
+                        else ElementRule((), rule.name, rule.choice, rule.min, rule.max,
+                                         rule.binding))
     root = definition["snapshot"]["element"][0]
     invariants = tuple(
         Invariant(c["key"], c["human"], fhirpathpy.compile(c["expression"], models["r4"]))
         for c in root.get("constraint", []) if c["key"].startswith("alliance-"))
     return Profile(definition["url"], rtype, tuple(elements), tuple(slices), invariants)
+
+
+def _parents(resource: Resource, path: tuple[str, ...]) -> list[Resource]:
+    """The objects at ``path`` below the resource (arrays flattened)."""
+    nodes = [resource]
+    for name in path:
+        found: list[Resource] = []
+        for node in nodes:
+            value = node.get(name)
+            found += [v for v in (value if isinstance(value, list) else [value])
+                      if isinstance(v, dict)]
+        nodes = found
+    return nodes
+
+
+def _reference_type(value: Any) -> str | None:
+    """The type a literal reference names (``Type/id``, ``…/Type/id[/_history/n]``)."""
+    reference = value.get("reference") if isinstance(value, dict) else None
+    if not isinstance(reference, str) or reference.startswith(("#", "urn:")):
+        return None
+    parts = reference.split("/_history/")[0].split("/")
+    return parts[-2] if len(parts) >= 2 else None
 
 
 def _values(resource: Resource, rule: ElementRule) -> list[Any]:
@@ -164,16 +213,9 @@ class ProfileValidator:
                                if rule.evaluate(resource) == [False]]
         rtype = profile.type
         for rule in profile.elements:
-            values = _values(resource, rule)
-            where = f"{rtype}.{rule.name}"
-            if len(values) < rule.min:
-                issues.append(Issue("required", f"{profile.url.rsplit('/', 1)[-1]} needs "
-                                    f"{where} (min {rule.min}) / 缺少必填项", where))
-            if 0 <= rule.max < len(values):
-                issues.append(Issue("structure", f"{where} allows at most {rule.max} here / "
-                                    "超出最大次数", where))
-            if rule.binding:
-                issues += self._binding(rule, values, where)
+            where = ".".join((rtype, *rule.parents, rule.name))
+            for parent in _parents(resource, rule.parents):
+                issues += self._element(profile, rule, _values(parent, rule), where)
         for piece in profile.slices:
             items = resource.get(piece.element) or []
             matching = [v for v in items if isinstance(v, dict) and (
@@ -186,6 +228,32 @@ class ProfileValidator:
             if 0 <= piece.max < len(matching):
                 issues.append(Issue("structure", f"{where} allows at most {piece.max} / "
                                     "切片超出最大次数", where))
+        return issues
+
+    def _element(self, profile: Profile, rule: ElementRule, values: list[Any],
+                 where: str) -> list[Issue]:
+        issues = []
+        if len(values) < rule.min:
+            issues.append(Issue("required", f"{profile.url.rsplit('/', 1)[-1]} needs "
+                                f"{where} (min {rule.min}) / 缺少必填项", where))
+        if 0 <= rule.max < len(values):
+            issues.append(Issue("structure", f"{where} allows at most {rule.max} here / "
+                                "超出最大次数", where))
+        for value in values:
+            if rule.fixed is not None and value != rule.fixed:
+                issues.append(Issue("value", f"{where} must be {orjson.dumps(rule.fixed).decode()}"
+                                    " / 须为固定值", where))
+            if rule.pattern is not None and not _contains(value, rule.pattern):
+                issues.append(Issue("value", f"{where} must match "
+                                    f"{orjson.dumps(rule.pattern).decode()} / 须符合模式值",
+                                    where))
+            target = _reference_type(value) if rule.targets else None
+            if target is not None and target not in rule.targets:
+                issues.append(Issue("structure", f"{where} must reference "
+                                    f"{' or '.join(sorted(rule.targets))}, not {target} / "
+                                    "引用的资源类型不符", where))
+        if rule.binding:
+            issues += self._binding(rule, values, where)
         return issues
 
     def _binding(self, rule: ElementRule, values: list[Any], where: str) -> list[Issue]:

@@ -42,7 +42,7 @@ def referral(direction: str, requester: str, performer: str) -> dict:
     ("up", "PractitionerRole/chen-jing-shuangfeng", "Organization/lead-cardiology"),  # 1 -> 3
     ("up", "PractitionerRole/wang-fang-county", "Organization/lead"),  # 2 -> 3
     ("down", "PractitionerRole/li-jianguo-lead", "Organization/gulu"),  # 3 -> 1
-    ("down", "Organization/lead", "Organization/county"),  # 3 -> 2
+    ("down", "PractitionerRole/li-jianguo-lead", "Organization/county"),  # 3 -> 2
 ])
 def test_referrals_that_follow_the_tiers_are_stored(client, direction, requester, performer):
     response = client.post("/ServiceRequest", json=referral(direction, requester, performer))

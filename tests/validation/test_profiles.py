@@ -69,3 +69,35 @@ def test_required_profiles(tmp_path, capsys):
     profile = f"{BASE}/StructureDefinition/AlliancePatient"
     assert main(["validate", "--profile", profile, str(plain_file)]) == 1
     assert "Patient.name" in capsys.readouterr().out
+
+
+def study(*series: dict) -> dict:
+    return {"resourceType": "ImagingStudy", "status": "available",
+            "meta": {"profile": [f"{BASE}/StructureDefinition/AllianceImagingStudy"]},
+            "subject": {"reference": "Patient/p"}, "started": "2026-11-03",
+            "series": list(series)}
+
+
+DCM = {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "CT"}
+
+
+def test_nested_elements_count_per_parent_and_match_patterns():
+    good = {"uid": "1.2.3", "modality": DCM, "numberOfInstances": 96}
+    assert found(study(good)) == []
+    counted = {k: v for k, v in good.items() if k != "numberOfInstances"}
+    assert found(study(good, counted)) == [
+        ("error", "ImagingStudy.series.numberOfInstances", "required")]
+    local = {**good, "modality": {"system": "urn:local:modality", "code": "CT"}}
+    assert found(study(local)) == [("error", "ImagingStudy.series.modality", "value")]
+
+
+def test_reference_targets_the_profile_narrows():
+    task = {"resourceType": "Task", "status": "requested", "intent": "order",
+            "meta": {"profile": [f"{BASE}/StructureDefinition/AllianceReferralTask"]},
+            "basedOn": [{"reference": "ServiceRequest/r"}], "authoredOn": "2026-11-03",
+            "focus": {"reference": "ServiceRequest/r"},
+            "owner": {"reference": "http://demo.alliance-fhir.org/fhir/Organization/lead"}}
+    assert found(task) == []
+    assert found({**task, "owner": {"reference": "Practitioner/x/_history/2"}}) == [
+        ("error", "Task.owner", "structure")]
+    assert found({**task, "owner": {"reference": "#contained"}}) == []
