@@ -46,11 +46,13 @@ def claim(bundle: dict) -> dict:
             continue
         meta = resource.setdefault("meta", {})
         meta["profile"] = [f"{BASE}/StructureDefinition/{name}"]
-        if name == "AllianceReferral":
+        if name == "AllianceReferral":  # up from the grassroots to the lead hospital
+            resource["performer"] = [{"reference": "Organization/lead-cardiology"}]
             resource["extension"] = [{"url": f"{BASE}/StructureDefinition/referral-direction",
                                       "valueCoding": {"system": f"{BASE}/CodeSystem/"
                                                       "referral-direction", "code": "up"}}]
         elif name == "AllianceReferralTask":
+            resource["owner"] = {"reference": "Organization/lead"}
             resource["authoredOn"] = "2026-11-01"
             resource["basedOn"] = [resource["focus"]]
         elif name == "AllianceLabReport":
