@@ -137,6 +137,14 @@ def _identifier_slice(path: str, name: str, system: str, maximum: str = "1") -> 
              "max": maximum, "patternIdentifier": {"system": system}}]
 
 
+def _coding_slice(path: str, name: str, system: str, minimum: int) -> list[dict]:
+    """Codings of a CodeableConcept sliced by code system (one coding from ``system``)."""
+    return [{"id": path, "path": path, "slicing": {
+                "discriminator": [{"type": "pattern", "path": "$this"}], "rules": "open"}},
+            {"id": f"{path}:{name}", "path": path, "sliceName": name, "min": minimum,
+             "max": "1", "patternCoding": {"system": system}}]
+
+
 def _required(*paths: str) -> list[dict]:
     return [{"id": p, "path": p, "min": 1} for p in paths]
 
@@ -225,6 +233,8 @@ RESOURCE_PROFILES: dict[str, tuple[str, str, str, list[dict]]] = {
                           "A laboratory result that can carry the HR recognition mark.", [
         _slice_by_url("Observation.extension"),
         *_extension_slice("Observation.extension", "result-recognition", 0),
+        # a member's local LIS code may come first; the shared LOINC code is required
+        *_coding_slice("Observation.code.coding", "loinc", "http://loinc.org", 1),
         *_required("Observation.subject", "Observation.effective[x]",
                    "Observation.performer")]),
     "AllianceLabReport": ("DiagnosticReport", "互认检验报告 / Alliance lab report",
@@ -237,7 +247,8 @@ RESOURCE_PROFILES: dict[str, tuple[str, str, str, list[dict]]] = {
 
 
 def resource_profile(profile_id: str, bases: dict[str, dict],
-                     extensions: dict[str, list[dict]]) -> dict:
+                     extensions: dict[str, list[dict]],
+                     datatypes: dict[str, list[dict]]) -> dict:
     rtype, title, description, elements = RESOURCE_PROFILES[profile_id]
     merged: dict[str, dict] = {rtype: {"id": rtype, "path": rtype, "short": title,
                                        "definition": description}}
@@ -263,7 +274,7 @@ def resource_profile(profile_id: str, bases: dict[str, dict],
         "baseDefinition": f"http://hl7.org/fhir/StructureDefinition/{rtype}",
         "derivation": "constraint",
         "snapshot": {"element": resource_snapshot(bases[rtype]["snapshot"]["element"],
-                                                  differential, extensions)},
+                                                  differential, extensions, datatypes)},
         "differential": {"element": differential},
     }
 
@@ -291,7 +302,10 @@ def main() -> None:
              if r["resourceType"] == "StructureDefinition"}
     definitions = [simple(ext_id, base) for ext_id in SIMPLE] + [complex_extension(base)]
     extensions = {d["url"]: d["snapshot"]["element"] for d in definitions}
-    definitions += [resource_profile(profile_id, bases, extensions)
+    datatypes = {r["id"]: r["snapshot"]["element"]
+                 for r in r4_package.bundle_resources("Bundle-types.json")
+                 if r["resourceType"] == "StructureDefinition" and r.get("kind") == "complex-type"}
+    definitions += [resource_profile(profile_id, bases, extensions, datatypes)
                     for profile_id in RESOURCE_PROFILES]
     for definition in definitions:
         path = OUT / f"StructureDefinition-{definition['id']}.json"

@@ -68,13 +68,41 @@ def extension_snapshot(base: list[Element], differential: list[Element]) -> list
     return snapshot
 
 
+def _expanded(base: list[Element], differential: list[Element],
+              datatypes: dict[str, list[Element]]) -> list[Element]:
+    """The base snapshot with the elements of each complex data type the differential
+    reaches into (``Observation.code.coding`` inside a CodeableConcept) inserted after the
+    element of that type, as often as the differential goes deeper."""
+    wanted = {e["path"] for e in differential if ":" not in e["id"]}  # slices' own children
+    while True:
+        known = {e["path"] for e in base}
+        missing = wanted - known
+        grown: list[Element] = []
+        for element in base:
+            grown.append(element)
+            types = element.get("type", [])
+            inner = datatypes.get(types[0]["code"], []) if len(types) == 1 else []
+            if inner and f"{element['path']}.{inner[1]['path'].partition('.')[2]}" not in known \
+                    and any(m.startswith(element["path"] + ".") for m in missing):
+                size = len(inner[0]["id"])
+                grown += [{**copy.deepcopy(child), "id": element["id"] + child["id"][size:],
+                           "path": element["path"] + child["path"][size:]}
+                          for child in inner[1:]]
+        if len(grown) == len(base):
+            return base
+        base = grown
+
+
 def resource_snapshot(base: list[Element], differential: list[Element],
-                      extensions: dict[str, list[Element]]) -> list[Element]:
-    """The snapshot of a resource profile: the base snapshot with the differential applied
-    by element id, each slice (``Type.element:slice``) placed after the element it slices.
-    An extension slice is followed by the children of its extension's own snapshot
-    (``extensions``: snapshot elements by extension url); other slices by their constrained
-    children."""
+                      extensions: dict[str, list[Element]],
+                      datatypes: dict[str, list[Element]]) -> list[Element]:
+    """The snapshot of a resource profile: the base snapshot (with the data types the
+    differential reaches into expanded; ``datatypes``: snapshot elements by type) and the
+    differential applied by element id, each slice (``Type.element:slice``) placed after
+    the element it slices. An extension slice is followed by the children of its
+    extension's own snapshot (``extensions``: snapshot elements by extension url); other
+    slices by their constrained children."""
+    base = _expanded(base, differential, datatypes)
     by_id = {e["id"]: e for e in differential}
     slices: dict[str, list[Element]] = {}
     for element in differential:

@@ -43,10 +43,11 @@ class ElementRule:
 class SliceRule:
     element: str
     name: str
-    min: int
+    min: int  # per parent instance
     max: int
-    pattern: Resource | None  # identifier slices
+    pattern: Resource | None  # identifier and coding slices
     url: str | None  # extension slices
+    parents: tuple[str, ...] = ()  # JSON names down to the sliced element's parent
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,19 +95,21 @@ def compile_profile(definition: Resource) -> Profile:
     elements, slices = [], []
     for element in definition["snapshot"]["element"]:
         head, _, slice_name = element["id"].partition(":")
-        if head.count(".") > 1 and not slice_name and element["id"] in constrained \
-                and "[x]" not in element["id"].rpartition(".")[0]:
-            elements.append(_element_rule(element))
-        if head.count(".") != 1 or element["id"].count(".") != 1:
-            continue
-        name = head.split(".")[1]
+        if "[x]" in head.rpartition(".")[0] or "." in slice_name:
+            continue  # below a choice type, or inside a slice
         if slice_name:
+            *parents, name = head.split(".")[1:]
             profile = next((p for t in element.get("type", []) for p in t.get("profile", [])),
                            None)
             slices.append(SliceRule(name, slice_name, element.get("min", 0),
                                     _max(element.get("max", "*")),
-                                    element.get("patternIdentifier"), profile))
+                                    _prefixed(element, "pattern"), profile, tuple(parents)))
             continue
+        if head.count(".") > 1 and element["id"] in constrained:
+            elements.append(_element_rule(element))
+        if head.count(".") != 1:
+            continue
+        name = head.split(".")[1]
         rule = _element_rule(element)
         elements.append(rule if element["id"] in constrained
                         else ElementRule((), rule.name, rule.choice, rule.min, rule.max,
@@ -217,17 +220,18 @@ class ProfileValidator:
             for parent in _parents(resource, rule.parents):
                 issues += self._element(profile, rule, _values(parent, rule), where)
         for piece in profile.slices:
-            items = resource.get(piece.element) or []
-            matching = [v for v in items if isinstance(v, dict) and (
-                _contains(v, piece.pattern) if piece.pattern is not None
-                else v.get("url") == piece.url)]
-            where = f"{rtype}.{piece.element}:{piece.name}"
-            if len(matching) < piece.min:
-                issues.append(Issue("required", f"{where} is required (min {piece.min}) / "
-                                    "缺少必需切片", where))
-            if 0 <= piece.max < len(matching):
-                issues.append(Issue("structure", f"{where} allows at most {piece.max} / "
-                                    "切片超出最大次数", where))
+            where = ".".join((rtype, *piece.parents, piece.element)) + f":{piece.name}"
+            for parent in _parents(resource, piece.parents):
+                items = parent.get(piece.element) or []
+                matching = [v for v in items if isinstance(v, dict) and (
+                    _contains(v, piece.pattern) if piece.pattern is not None
+                    else v.get("url") == piece.url)]
+                if len(matching) < piece.min:
+                    issues.append(Issue("required", f"{where} is required (min {piece.min}) "
+                                        "/ 缺少必需切片", where))
+                if 0 <= piece.max < len(matching):
+                    issues.append(Issue("structure", f"{where} allows at most {piece.max} / "
+                                        "切片超出最大次数", where))
         return issues
 
     def _element(self, profile: Profile, rule: ElementRule, values: list[Any],
