@@ -61,11 +61,15 @@ def wrk(url: str, seconds: int, connections: int, script: Path | None = None) ->
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
 
 
-def wait_for(url: str) -> None:
+def wait_for(url: str, settle: float = 0.0) -> None:
+    """Until ``url`` answers; then ``settle`` seconds more, so every worker of a multi-worker
+    server is up before wrk opens its connections (a worker still starting gets none of
+    them, and the run measures one worker)."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
             if httpx.get(url, timeout=1).status_code < 500:
+                time.sleep(settle)
                 return
         except httpx.TransportError:
             time.sleep(0.2)
@@ -133,19 +137,57 @@ def synthea(folder: Path) -> list[dict]:
     return bundles
 
 
+def measure_ingest(base: str, args: argparse.Namespace, work: Path) -> tuple[str, str]:
+    """(figure name, value) of transaction ingest with the chosen load generator."""
+    bundles = synthea(args.synthea) if args.synthea else alliance(args.bundles)
+    if args.ingest_client == "wrk":
+        rate = wrk_ingest(base, bundles, args.seconds, args.clients, work)
+        return (f"transaction ingest, wrk -c{args.clients} (resources/s)", f"{rate:,.0f}")
+    resources, seconds = asyncio.run(ingest(base, bundles, concurrency=args.clients))
+    return (f"transaction ingest, asyncio httpx x{args.clients} (resources/s)",
+            f"{resources / seconds:,.0f} ({resources} in {seconds:.1f} s)")
+
+
+def create_script(work: Path) -> Path:
+    script = work / "post.lua"
+    script.write_text(POST_LUA % orjson.dumps({
+        "resourceType": "Patient", "name": [{"text": "张三"}], "gender": "male",
+        "birthDate": "1958-03-14",
+        "identifier": [{"system": "urn:oid:2.16.156.10011.1.3",
+                        "value": "50011219580314031" + id_card_check("50011219580314031")}],
+        "managingOrganization": {"reference": "Organization/shuangfeng"}}).decode())
+    return script
+
+
+def bare_rps(body: bytes, args: argparse.Namespace, work: Path) -> float:
+    """A bare Starlette endpoint returning ``body``, measured like our read."""
+    body_file = work / "body.json"
+    body_file.write_bytes(body)
+    port = free_port()
+    bare = start([sys.executable, "-m", "uvicorn", "bare_starlette:app", "--port", str(port),
+                  "--workers", str(args.workers), "--log-level", "warning", "--no-access-log",
+                  "--app-dir", str(HERE)], env={"BARE_BODY_FILE": str(body_file)})
+    try:
+        url = f"http://127.0.0.1:{port}/fhir/Patient/zhang-san"
+        wait_for(url, settle=3)
+        return wrk(url, args.seconds, args.connections)
+    finally:
+        stop(bare)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--bundles", type=int, default=3000)
-    parser.add_argument("--clients", type=int, default=4, help="concurrent ingest clients")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent ingest clients")
+    parser.add_argument("--ingest-client", choices=("wrk", "asyncio"), default="wrk",
+                        help="post the ingest Bundles with wrk (C, light) or asyncio httpx")
     parser.add_argument("--synthea", type=Path, help="ingest these Synthea bundles instead")
-    parser.add_argument("--wrk-ingest", action="store_true",
-                        help="post the ingest Bundles with wrk instead of an asyncio client")
     parser.add_argument("--ingest-only", action="store_true", help="skip the read and create runs")
     args = parser.parse_args()
-    if not shutil.which("wrk") and not args.ingest_only:
+    if not shutil.which("wrk"):
         sys.exit("wrk is missing: run benchmarks/setup.sh")
     work = Path(tempfile.mkdtemp(prefix="bench-core-"))
     db = work / "bench.db"
@@ -158,56 +200,21 @@ def main() -> None:
                     "--log-level", "warning"])
     results: dict[str, str] = {}
     try:
-        wait_for(f"{base}/metadata")
-        if args.ingest_only:
-            bundles = synthea(args.synthea) if args.synthea else alliance(args.bundles)
-            if args.wrk_ingest:
-                rate = wrk_ingest(base, bundles, args.seconds, args.clients, work)
-                print(f"transaction ingest (wrk): {rate:,.0f} resources/s "
-                      f"(workers={args.workers}, {args.clients} connections)")
-                return
-            resources, seconds = asyncio.run(ingest(base, bundles, concurrency=args.clients))
-            print(f"transaction ingest: {resources / seconds:,.0f} resources/s "
-                  f"({resources} in {seconds:.1f} s, workers={args.workers})")
-            return
+        wait_for(f"{base}/metadata", settle=3)
         body = httpx.get(f"{base}/Patient/zhang-san").content
-        read_rps = wrk(f"{base}/Patient/zhang-san", args.seconds, args.connections)
-        script = work / "post.lua"
-        script.write_text(POST_LUA % orjson.dumps({
-            "resourceType": "Patient", "name": [{"text": "张三"}], "gender": "male",
-            "birthDate": "1958-03-14",
-            "identifier": [{"system": "urn:oid:2.16.156.10011.1.3",
-                            "value": "50011219580314031" + id_card_check(
-                                "50011219580314031")}],
-            "managingOrganization": {"reference": "Organization/shuangfeng"}}).decode())
-        create_rps = wrk(f"{base}/Patient", args.seconds, args.connections, script)
-        bundles = (synthea(args.synthea) if args.synthea else
-                   alliance(args.bundles))
-        resources, seconds = asyncio.run(ingest(base, bundles, concurrency=args.clients))
+        if not args.ingest_only:
+            read_rps = wrk(f"{base}/Patient/zhang-san", args.seconds, args.connections)
+            results["read by id (req/s)"] = f"{read_rps:,.0f}"
+            creates = wrk(f"{base}/Patient", args.seconds, args.connections, create_script(work))
+            results["single create (req/s)"] = f"{creates:,.0f}"
+        name, value = measure_ingest(base, args, work)
+        results[name] = value
     finally:
         stop(server)
-        if args.ingest_only:
-            shutil.rmtree(work)
-    body_file = work / "body.json"
-    body_file.write_bytes(body)
-    bare_port = free_port()
-    bare = start([sys.executable, "-m", "uvicorn", "bare_starlette:app", "--port", str(bare_port),
-                  "--workers", str(args.workers), "--log-level", "warning", "--no-access-log",
-                  "--app-dir", str(HERE)], env={"BARE_BODY_FILE": str(body_file)})
-    try:
-        bare_url = f"http://127.0.0.1:{bare_port}/fhir/Patient/zhang-san"
-        wait_for(bare_url)
-        bare_rps = wrk(bare_url, args.seconds, args.connections)
-    finally:
-        stop(bare)
-    results = {
-        "read by id (req/s)": f"{read_rps:,.0f}",
-        "bare Starlette, same bytes (req/s)": f"{bare_rps:,.0f}",
-        "read / bare": f"{read_rps / bare_rps:.2f}",
-        "single create (req/s)": f"{create_rps:,.0f}",
-        "transaction ingest (resources/s)": f"{resources / seconds:,.0f}"
-                                            f" ({resources} in {seconds:.1f} s)",
-    }
+    if not args.ingest_only:
+        bare = bare_rps(body, args, work)
+        results["bare Starlette, same bytes (req/s)"] = f"{bare:,.0f}"
+        results["read / bare"] = f"{read_rps / bare:.2f}"
     print(f"| figure | value |  (workers={args.workers}, wrk -t1 -c{args.connections} "
           f"-d{args.seconds}s, {len(body)}-byte body)")
     print("| --- | --- |")

@@ -9,6 +9,7 @@ every reference of every entry; then all writes are committed at once, or none.
 from __future__ import annotations
 
 import base64
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +26,16 @@ from fhir_server.types import Resource
 
 WRITE_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2}
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def hand_over_gil() -> None:
+    """Let a thread that waits for the GIL run now (``time.sleep(0)`` releases it).
+
+    Preparing a Bundle's entries is one long CPU stretch on the event loop, while the
+    storage writer thread re-takes the GIL after every SQLite statement; without a hand-over
+    it waits for the whole stretch each time (measured: transaction ingest 2,650-2,900 ->
+    3,480-3,580 resources/s, benchmarks/bench_core.py)."""
+    time.sleep(0)
 
 
 @dataclass(slots=True, eq=False)
@@ -142,6 +153,7 @@ class TransactionPlanner:
         for entry in sorted(writes, key=lambda e: WRITE_ORDER[e.method]):
             if entry not in matched:
                 prepared += [(entry, p) for p in await self._prepare(entry, targets[entry])]
+                hand_over_gil()
         results = await self.service.commit([p for _, p in prepared], options)
         outcomes: dict[int, Outcome] = {}
         for (entry, _), stored in zip(prepared, results, strict=True):
