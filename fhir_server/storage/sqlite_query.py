@@ -33,12 +33,7 @@ class SearchRunner:
     def __init__(self, conn: sqlite3.Connection, pid: Callable[[str], int]) -> None:
         self.conn = conn
         self.pid = pid
-        self.compiler = SqlCompiler(pid, self._count_up_to)
-
-    def _count_up_to(self, sql: str, params: list[Any], limit: int) -> int:
-        row = self.conn.execute(f"SELECT count(*) FROM ({sql} LIMIT {int(limit)})",
-                                params).fetchone()
-        return int(row[0])
+        self.compiler = SqlCompiler(pid)
 
     def run(self, query: Query) -> SearchPage:
         where, params = self.compiler.where(query.where, "r")

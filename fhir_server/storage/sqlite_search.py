@@ -24,7 +24,6 @@ from fhir_server.search.plan import (
     Node,
 )
 
-MANY = 1_000  # rows of a `_has` source set from which it is checked per resource, not listed
 MAX_TEXT = "\U0010ffff"  # sorts after every other character: the end of a prefix range
 SQL_OPS = {"=": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 Sql = tuple[str, list[Any]]
@@ -52,14 +51,10 @@ def _escape_like(text: str) -> str:
 
 
 class SqlCompiler:
-    """Compiles plan nodes; ``pid`` maps an index key to its integer id (-1 if unknown);
-    ``count(sql, params, limit)`` (optional) counts a subquery's rows up to ``limit``, to
-    choose between listing a criterion's matches and checking it per resource."""
+    """Compiles plan nodes; ``pid`` maps an index key to its integer id (-1 if unknown)."""
 
-    def __init__(self, pid: Callable[[str], int],
-                 count: Callable[[str, list[Any], int], int] | None = None) -> None:
+    def __init__(self, pid: Callable[[str], int]) -> None:
         self.pid = pid
-        self.count = count
         self._aliases = 0
 
     def _alias(self) -> str:
@@ -72,8 +67,6 @@ class SqlCompiler:
         for node in nodes:
             if len(nodes) > 1 and _open_date_range(node):
                 sql, values = self._probe(node, alias)  # type: ignore[arg-type]
-            elif len(nodes) > 1 and isinstance(node, Has) and self._many_sources(node):
-                sql, values = self._has_probe(node, alias)
             else:
                 sql, values = self.node(node, alias)
             parts.append(sql)
@@ -117,29 +110,6 @@ class SqlCompiler:
             params += values
         joiner = " OR " if isinstance(node, AnyOf) else " AND "
         return "(" + (joiner.join(parts) or "1") + ")", params
-
-    def _sources(self, node: Has) -> tuple[str, str, list[Any]]:
-        """(alias, condition, params) of the resources a ``_has`` looks for."""
-        inner = self._alias()
-        where, params = self.where(node.where, inner)
-        return (inner, f"{inner}.type = ? AND {inner}.deleted = 0 AND {where}",
-                [node.source_type, *params])
-
-    def _many_sources(self, node: Has) -> bool:
-        if self.count is None:
-            return False
-        inner, sources, params = self._sources(node)
-        return self.count(f"SELECT {inner}.rid FROM resources {inner} WHERE {sources}",
-                          params, MANY) >= MANY
-
-    def _has_probe(self, node: Has, alias: str) -> Sql:
-        """``_has`` checked per resource (the references to it, then their sources), for
-        source sets too large to list: the query's other criteria drive."""
-        inner, sources, params = self._sources(node)
-        return (f"{alias}.type = ? AND EXISTS (SELECT 1 FROM idx_reference f JOIN resources "
-                f"{inner} ON {inner}.rid = f.rid WHERE f.pid = ? AND f.target_id = {alias}.id "
-                f"AND f.target_type = ? AND {sources})",
-                [node.target_type, self.pid(node.param), node.target_type, *params])
 
     def _probe(self, node: IndexMatch, alias: str) -> Sql:
         """An index match checked per resource (``EXISTS`` by rid), for criteria that match

@@ -170,20 +170,3 @@ def test_search(data, url, expected):
     bundle = response.json()
     assert bundle["type"] == "searchset"
     assert ids(bundle) == sorted(expected)
-
-
-HAS_WITH_OTHERS = [
-    "Patient?_has:Observation:subject:code=2345-7&gender=male",
-    "Patient?_has:Observation:subject:code=2345-7&name=张",
-    "Patient?_has:Observation:subject:_has:DiagnosticReport:result:status=preliminary"
-    "&_id=p1,p2,p3",
-    "Organization?_has:Patient:organization:gender=female&_id=org1,org2",
-]
-
-
-@pytest.mark.parametrize("url", HAS_WITH_OTHERS)
-def test_has_checked_per_resource_finds_what_listing_finds(data, url, monkeypatch):
-    """A large `_has` source set is checked per resource; the answer must not change."""
-    listed = ids(data.get(f"/{url}").json())
-    monkeypatch.setattr("fhir_server.storage.sqlite_search.MANY", 0)
-    assert ids(data.get(f"/{url}").json()) == listed
