@@ -97,13 +97,22 @@ def queries(rng: random.Random, sample: Sample) -> dict[str, Callable[[], str]]:
     def patient() -> tuple[str, str]:
         return rng.choice(sample.patients)
 
-    def month() -> str:
-        return f"{rng.choice((2025, 2026))}-{rng.randint(1, 12):02d}"
+    def date_range() -> str:
+        """From the 10th of a month to the end of that year or the next (start < end)."""
+        year = rng.choice((2025, 2026))
+        return (f"date=ge{year}-{rng.randint(1, 12):02d}-10"
+                f"&date=lt{rng.randint(year, 2026)}-12-31")
+
+    def reversed_range() -> str:
+        """A start after the end: no observation can match (the worst case, see RESULTS)."""
+        return f"date=ge2026-{rng.randint(1, 12):02d}-10&date=lt2025-12-31"
 
     return {
         "token: Patient?identifier=": lambda: f"Patient?identifier={ID_CARD}|{patient()[1]}",
         "date range: Observation?date=ge…&date=lt…&code=…": lambda: (
-            f"Observation?date=ge{month()}-10&date=lt{month()[:4]}-12-31&code=2345-7"),
+            f"Observation?{date_range()}&code=2345-7"),
+        "reversed date range (empty; not in the mix)": lambda: (
+            f"Observation?{reversed_range()}&code=2345-7"),
         "string prefix: Patient?name=王": lambda: f"Patient?name={rng.choice('王李张刘陈')}",
         "pinyin: Patient?name-pinyin=wangwei": lambda: (
             f"Patient?name-pinyin={rng.choice(['wangwei', 'lifang', 'zhangjun', 'ljh', 'cx'])}"),
