@@ -27,6 +27,9 @@ COLUMN_SORTS = {"_lastUpdated": "r.last_updated", "_id": "r.id"}
 SORT_COLUMNS = {"string": "norm", "token": "code", "reference": "target_id", "uri": "uri"}
 
 
+MAX_SYSTEMS = 8  # code systems per token code beyond which codes are listed, not probed
+
+
 class SearchRunner:
     """One search on one connection."""
 
@@ -35,23 +38,41 @@ class SearchRunner:
         self.pid = pid
         self.compiler = SqlCompiler(pid)
 
-    def run(self, query: Query) -> SearchPage:
-        where, params = self.compiler.where(query.where, "r")
+    def _systems(self, pid: int, code: str) -> list[str] | None:
+        """The code systems stored with a token code (a few index seeks), or None when
+        there are more than MAX_SYSTEMS."""
+        found: list[str] = []
+        row = self.conn.execute("SELECT min(system) FROM idx_token WHERE pid = ? AND code = ?",
+                                (pid, code)).fetchone()
+        while row is not None and row[0] is not None:
+            if len(found) == MAX_SYSTEMS:
+                return None
+            found.append(row[0])
+            row = self.conn.execute("SELECT min(system) FROM idx_token WHERE pid = ? AND "
+                                    "code = ? AND system > ?", (pid, code, row[0])).fetchone()
+        return found
+
+    def _where(self, query: Query, compiler: SqlCompiler) -> tuple[str, list[Any]]:
+        where, params = compiler.where(query.where, "r")
         if query.types:
             # with criteria, "+" keeps the planner from walking every resource of the type
             # in the type index (it has no statistics to know better on a fresh database)
             unary = "+" if query.where else ""
             where += f" AND {unary}r.type IN ({', '.join('?' * len(query.types))})"
             params += list(query.types)
-        where = "+r.deleted = 0 AND " + where
+        return "+r.deleted = 0 AND " + where, params
+
+    def run(self, query: Query) -> SearchPage:
+        where, params = self._where(query, self.compiler)
         plan = query.cursor.values[0] if query.cursor and query.cursor.values else None
         if not query.sort:
             rows, has_next, has_previous = self._by_rid(query, where, params)
         elif plan == HERE or (plan is None and (not _indexed(query.sort[0]) or self._count(
                 where, params, SMALL + 1) <= SMALL)):
             rows, has_next, has_previous = self._sorted_here(query, where, params)
-        else:
-            rows, has_next, has_previous = self._by_index(query, where, params)
+        else:  # the sort index drives: codes are checked per row, not listed
+            rows, has_next, has_previous = self._by_index(
+                query, *self._where(query, SqlCompiler(self.pid, self._systems)))
         total = None
         if query.total:
             total = self._count_fast(query) if self._countable(query) else self._count(

@@ -51,10 +51,17 @@ def _escape_like(text: str) -> str:
 
 
 class SqlCompiler:
-    """Compiles plan nodes; ``pid`` maps an index key to its integer id (-1 if unknown)."""
+    """Compiles plan nodes; ``pid`` maps an index key to its integer id (-1 if unknown).
 
-    def __init__(self, pid: Callable[[str], int]) -> None:
+    With ``systems`` (the code systems a token code is stored with, or None when there are
+    too many), token codes compile to per-resource checks by primary key instead of listed
+    matches: for a walk driven by something else (an index-driven sort), listing a code's
+    matches would materialise all of them for every page."""
+
+    def __init__(self, pid: Callable[[str], int],
+                 systems: Callable[[int, str], list[str] | None] | None = None) -> None:
         self.pid = pid
+        self.systems = systems
         self._aliases = 0
 
     def _alias(self) -> str:
@@ -118,7 +125,31 @@ class SqlCompiler:
         return (f"EXISTS (SELECT 1 FROM {identifier(node.table)} WHERE rid = {alias}.rid "
                 f"AND pid = ? AND ({condition}))", [self.pid(node.param), *params])
 
+    def _token_probe(self, node: IndexMatch, alias: str) -> Sql | None:
+        """``EXISTS`` by primary key (pid, code, system, rid) per alternative, or None when
+        an alternative is not a plain code (with or without its system)."""
+        if self.systems is None or node.table != "token" or node.negate:
+            return None
+        pid, checks, params = self.pid(node.param), [], []
+        for conjunction in node.any_of:
+            by_column = {c.column: c for c in conjunction}
+            code, system = by_column.get("code"), by_column.get("system")
+            if code is None or code.op != "=" or len(conjunction) != 1 + (system is not None) \
+                    or (system is not None and system.op != "="):
+                return None
+            systems = [system.value] if system is not None else self.systems(pid, code.value)
+            if systems is None:
+                return None
+            checks.append(f"EXISTS (SELECT 1 FROM idx_token WHERE pid = ? AND code = ? AND "
+                          f"system IN ({', '.join('?' * len(systems)) or 'NULL'}) "
+                          f"AND rid = {alias}.rid)")
+            params += [pid, code.value, *systems]
+        return "(" + " OR ".join(checks) + ")", params
+
     def _index_match(self, node: IndexMatch, alias: str) -> Sql:
+        probe = self._token_probe(node, alias)
+        if probe is not None:
+            return probe
         table = identifier(node.table)
         condition, params = self.conditions(node.any_of, lambda c: identifier(node.table, c))
         operator = "NOT IN" if node.negate else "IN"
