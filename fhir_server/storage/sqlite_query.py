@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from fhir_server.search.plan import Cursor, Include, IndexMatch, Query, SortKey
 from fhir_server.storage.port import Match, SearchPage
-from fhir_server.storage.sqlite_search import SqlCompiler, identifier
+from fhir_server.storage.sqlite_search import SqlCompiler, identifier, open_date_range
 
 SMALL = 2000
 HERE, INDEX = "here", "index"  # the cursor's first value names the plan that made it
@@ -120,17 +121,49 @@ class SearchRunner:
 
     # -- resource order ----------------------------------------------------------------
 
+    def _token_driver(self, query: Query) -> tuple[list[Any], Query] | None:
+        """(pid, code, system) of a token code whose index range can walk the matches in
+        rid order, and the query without it; None unless it is the only criterion that
+        would be listed (the others being open date ranges, checked per resource)."""
+        tokens = [n for n in query.where if isinstance(n, IndexMatch) and n.table == "token"]
+        if len(tokens) != 1 or any(n is not tokens[0] and not open_date_range(n)
+                                   for n in query.where):
+            return None
+        node = tokens[0]
+        if node.negate or len(node.any_of) != 1:
+            return None
+        by_column = {c.column: c for c in node.any_of[0]}
+        code, system = by_column.get("code"), by_column.get("system")
+        if code is None or code.op != "=" or len(by_column) != len(node.any_of[0]) or (
+                system is not None and system.op != "="):
+            return None
+        pid = self.pid(node.param)
+        systems = [system.value] if system is not None else self._systems(pid, code.value)
+        if systems is None or len(systems) != 1:
+            return None
+        rest = replace(query, where=tuple(n for n in query.where if n is not node))
+        return [pid, code.value, systems[0]], rest
+
     def _by_rid(self, query: Query, where: str,
                 params: list[Any]) -> tuple[list[tuple[int, tuple[Any, ...]]], bool, bool]:
         cursor = query.cursor
         backwards = bool(cursor and cursor.backwards)
+        source, rid = "resources r", "r.rid"
+        driver = self._token_driver(query)
+        if driver is not None:  # walk the code's index range (already in rid order) and
+            head, rest = driver  # stop at the page, instead of listing every match first
+            source = ("idx_token d CROSS JOIN resources r ON r.rid = d.rid AND d.pid = ? "
+                      "AND d.code = ? AND d.system = ?")
+            rid = "d.rid"
+            where, params = self._where(rest, self.compiler)
+            params = [*head, *params]
         condition = ""
         if cursor is not None:
-            condition = f" AND r.rid {'<' if backwards else '>'} ?"
+            condition = f" AND {rid} {'<' if backwards else '>'} ?"
             params = [*params, cursor.rid]
         order = "DESC" if backwards else "ASC"
         rids = [row[0] for row in self.conn.execute(
-            f"SELECT r.rid FROM resources r WHERE {where}{condition} ORDER BY r.rid {order} "
+            f"SELECT r.rid FROM {source} WHERE {where}{condition} ORDER BY {rid} {order} "
             f"LIMIT ?", [*params, query.count + 1])]
         more = len(rids) > query.count
         rids = rids[: query.count]

@@ -37,7 +37,7 @@ def identifier(table: str, column: str | None = None) -> str:
     return f'"idx_{table}"' if column is None else f'"{column}"'
 
 
-def _open_date_range(node: Node) -> bool:
+def open_date_range(node: Node) -> bool:
     """A date match not bounded on both sides (``ge2025``, ``lt2026``): it may list most of
     the table, so it is better checked than listed when other criteria exist."""
     if not isinstance(node, IndexMatch) or node.table != "date" or node.negate:
@@ -72,7 +72,7 @@ class SqlCompiler:
         """``AND`` of the nodes on resource alias ``alias`` ("1" when empty)."""
         parts, params = [], []
         for node in nodes:
-            if len(nodes) > 1 and _open_date_range(node):
+            if len(nodes) > 1 and open_date_range(node):
                 sql, values = self._probe(node, alias)  # type: ignore[arg-type]
             else:
                 sql, values = self.node(node, alias)

@@ -175,3 +175,20 @@ def test_codes_are_checked_per_row_when_the_sort_index_drives(client, gender):
         page = client.get(link(page, "next")).json()
         seen += match_ids(page)
     assert [int(i[1:]) for i in seen] == expected
+
+
+@pytest.mark.parametrize("query", ["code=2345-7", "code=http://loinc.org|2345-7",
+                                   "code=2345-7&date=ge2000-01-01"])
+def test_pages_walk_a_code_range_forwards_and_back(data, query):
+    """A lone code criterion walks its index range in page order (next and previous)."""
+    page = data.get(f"/Observation?{query}&_count=1").json()
+    seen = match_ids(page)
+    while link(page, "next"):
+        page = data.get(link(page, "next")).json()
+        seen += match_ids(page)
+    assert sorted(seen) == ["o1", "o2", "o4"] and len(set(seen)) == 3
+    back = match_ids(page)
+    while link(page, "previous"):
+        page = data.get(link(page, "previous")).json()
+        back = match_ids(page) + back
+    assert back == seen
