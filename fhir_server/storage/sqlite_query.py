@@ -19,15 +19,18 @@ from typing import Any
 
 from fhir_server.search.plan import Cursor, Include, IndexMatch, Query, SortKey
 from fhir_server.storage.port import Match, SearchPage
-from fhir_server.storage.sqlite_search import SqlCompiler, identifier, open_date_range
+from fhir_server.storage.sqlite_search import (
+    SqlCompiler,
+    identifier,
+    open_date_range,
+    plain_code,
+)
 
 SMALL = 2000
 HERE, INDEX = "here", "index"  # the cursor's first value names the plan that made it
 CONTENT = "SELECT r.rid, r.type, r.id, h.content FROM resources r JOIN history h ON h.seq = r.seq"
 COLUMN_SORTS = {"_lastUpdated": "r.last_updated", "_id": "r.id"}
 SORT_COLUMNS = {"string": "norm", "token": "code", "reference": "target_id", "uri": "uri"}
-
-
 MAX_SYSTEMS = 8  # code systems per token code beyond which codes are listed, not probed
 
 
@@ -130,19 +133,16 @@ class SearchRunner:
                                    for n in query.where):
             return None
         node = tokens[0]
-        if node.negate or len(node.any_of) != 1:
+        plain = plain_code(node.any_of[0]) if len(node.any_of) == 1 else None
+        if node.negate or plain is None:
             return None
-        by_column = {c.column: c for c in node.any_of[0]}
-        code, system = by_column.get("code"), by_column.get("system")
-        if code is None or code.op != "=" or len(by_column) != len(node.any_of[0]) or (
-                system is not None and system.op != "="):
-            return None
+        code, system = plain
         pid = self.pid(node.param)
-        systems = [system.value] if system is not None else self._systems(pid, code.value)
+        systems = [system] if system is not None else self._systems(pid, code)
         if systems is None or len(systems) != 1:
             return None
         rest = replace(query, where=tuple(n for n in query.where if n is not node))
-        return [pid, code.value, systems[0]], rest
+        return [pid, code, systems[0]], rest
 
     def _by_rid(self, query: Query, where: str,
                 params: list[Any]) -> tuple[list[tuple[int, tuple[Any, ...]]], bool, bool]:

@@ -46,6 +46,17 @@ def open_date_range(node: Node) -> bool:
                     & {"<=", "<"}) for conjunction in node.any_of)
 
 
+def plain_code(conjunction: Conjunction) -> tuple[str, str | None] | None:
+    """(code, system or None) of a token alternative that is a code equality, with or
+    without a system equality; None for anything else."""
+    by_column = {c.column: c for c in conjunction}
+    code, system = by_column.get("code"), by_column.get("system")
+    if code is None or code.op != "=" or len(conjunction) != 1 + (system is not None) \
+            or (system is not None and system.op != "="):
+        return None
+    return code.value, None if system is None else system.value
+
+
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -132,18 +143,17 @@ class SqlCompiler:
             return None
         pid, checks, params = self.pid(node.param), [], []
         for conjunction in node.any_of:
-            by_column = {c.column: c for c in conjunction}
-            code, system = by_column.get("code"), by_column.get("system")
-            if code is None or code.op != "=" or len(conjunction) != 1 + (system is not None) \
-                    or (system is not None and system.op != "="):
+            plain = plain_code(conjunction)
+            if plain is None:
                 return None
-            systems = [system.value] if system is not None else self.systems(pid, code.value)
+            code, system = plain
+            systems = [system] if system is not None else self.systems(pid, code)
             if systems is None:
                 return None
             checks.append(f"EXISTS (SELECT 1 FROM idx_token WHERE pid = ? AND code = ? AND "
                           f"system IN ({', '.join('?' * len(systems)) or 'NULL'}) "
                           f"AND rid = {alias}.rid)")
-            params += [pid, code.value, *systems]
+            params += [pid, code, *systems]
         return "(" + " OR ".join(checks) + ")", params
 
     def _index_match(self, node: IndexMatch, alias: str) -> Sql:
