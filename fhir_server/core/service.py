@@ -235,11 +235,12 @@ class FhirService:
     async def _check_referrals(self, prepared: Sequence[Prepared]) -> None:
         """alliance-ref-2 (referral direction against the tiers), resolving the requester and
         performer among the writes themselves first, then in storage (422 when broken)."""
+        referrals = [p.resource for p in prepared if p.resource is not None
+                     and p.resource["resourceType"] == "ServiceRequest"]
+        if not referrals:  # most commits: no need to index what they write
+            return
         written = {f"{p.resource['resourceType']}/{p.resource['id']}": p.resource
                    for p in prepared if p.resource is not None}
-        referrals = [r for r in written.values() if r["resourceType"] == "ServiceRequest"]
-        if not referrals:
-            return
 
         async def resolve(reference: str) -> Resource | None:
             rtype, _, id = reference.partition("/")

@@ -370,8 +370,9 @@ class SqliteStorage:
     @staticmethod
     def _current(conn: sqlite3.Connection, writes: Sequence[Write]) -> dict[tuple[str, str],
                                                                             tuple[Any, ...]]:
-        """The current rows of the written resources (a row-value ``IN`` would not use the
-        (type, id) index, so one indexed lookup each)."""
+        """The current rows of the written resources, in one statement: the keys as a
+        ``VALUES`` table driving indexed (type, id) lookups (a row-value ``IN`` would not use
+        the index)."""
         keys = list(dict.fromkeys((w.resource_type, w.id) for w in writes))
         rows = select_keyed(conn, "SELECT r.type, r.id, r.version, r.deleted, r.last_updated, "
                             "r.rid, r.seq FROM k CROSS JOIN resources r "
