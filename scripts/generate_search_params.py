@@ -4,6 +4,9 @@ For every served resource type, each official SearchParameter whose base include
 ``Resource`` / ``DomainResource``) becomes one entry, with the expression cut to the parts
 that start at that type and ``(x as T)`` / ``x.as(T)`` rewritten to ``x.ofType(T)`` (the form
 FHIRPath engines accept). Composite components are resolved to their parameters' types.
+A token parameter over primitive ``code`` elements whose required binding draws on one code
+system gets that system (``codeSystem``): ``Patient.gender`` values are indexed as
+``http://hl7.org/fhir/administrative-gender|female``, so a query with the system matches.
 Also written: the Patient / Practitioner / Encounter / RelatedPerson / Device compartments.
 Run: ``python scripts/generate_search_params.py`` (fetches the npm package once).
 """
@@ -61,8 +64,35 @@ def expression_for(expression: str, resource_type: str) -> str | None:
     return " | ".join(kept) if kept else None
 
 
+def bound_systems() -> dict[str, str]:
+    """Element path -> the one code system of its required binding, for ``code`` elements."""
+    value_sets = {vs["url"]: vs for name in ("Bundle-valuesets.json", "Bundle-v3-valuesets.json")
+                  for vs in r4_package.bundle_resources(name) if vs["resourceType"] == "ValueSet"}
+    found = {}
+    for sd in r4_package.bundle_resources("Bundle-resources.json"):
+        for element in sd.get("snapshot", {}).get("element", []) \
+                if sd["resourceType"] == "StructureDefinition" else []:
+            binding = element.get("binding", {})
+            if [t["code"] for t in element.get("type", [])] != ["code"] \
+                    or binding.get("strength") != "required":
+                continue
+            value_set = value_sets.get(binding["valueSet"].split("|")[0], {})
+            systems = {i.get("system") for i in value_set.get("compose", {}).get("include", [])}
+            if len(systems) == 1 and None not in systems:
+                found[element["path"]] = systems.pop()
+    return found
+
+
+def code_system(expression: str, bound: dict[str, str]) -> str | None:
+    """The one system every part of a token expression implies, if each part is a bound
+    ``code`` element."""
+    systems = {bound.get(part) for part in split_union(expression)}
+    return systems.pop() if len(systems) == 1 and None not in systems else None
+
+
 def main() -> None:
     definitions = list(r4_package.bundle_resources("Bundle-searchParams.json"))
+    bound = bound_systems()
     by_url = {sp["url"]: sp for sp in definitions}
     params: dict[str, dict[str, dict]] = {}
     for sp in definitions:
@@ -73,6 +103,10 @@ def main() -> None:
                      "expression": expression_for(sp.get("expression") or "", rtype)}
             if sp.get("target"):
                 entry["target"] = sorted(set(sp["target"]))
+            if sp["type"] == "token" and entry["expression"]:
+                system = code_system(entry["expression"], bound)
+                if system:
+                    entry["codeSystem"] = system
             if sp.get("component"):
                 entry["component"] = [
                     {"type": by_url[c["definition"]]["type"],

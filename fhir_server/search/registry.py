@@ -49,6 +49,7 @@ class SearchParam:
     deps: frozenset[str] = frozenset()  # top-level JSON keys it reads; empty: always
     key: str = ""  # the index key: "Patient.name"; shared Resource parameters "Resource._tag"
     union_of: tuple[str, ...] = ()  # codes of the parameters whose rows this one reuses
+    code_system: str = ""  # the system a bare ``code`` value implies (its required binding)
 
 
 @cache
@@ -57,7 +58,7 @@ def _shape(param: SearchParam) -> tuple[tuple[object, ...], frozenset[str]]:
     its expression's ``|`` parts."""
     components = tuple((c.type, c.accessor.expression) for c in param.components)
     parts = frozenset(p.strip() for p in (param.expression or "").split(" | "))
-    return (param.type, param.normalizer, components), parts
+    return (param.type, param.normalizer, param.code_system, components), parts
 
 
 @cache
@@ -94,7 +95,7 @@ class SearchRegistry:
             rtype, code, raw["type"], expression, raw["url"], accessor,
             tuple(raw.get("target", ())), components, normalizer,
             deps,
-            f"{'Resource' if shared else rtype}.{code}")
+            f"{'Resource' if shared else rtype}.{code}", code_system=raw.get("codeSystem", ""))
         self._urls.add(raw["url"])
 
     @staticmethod

@@ -146,6 +146,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX idx_date_rid ON idx_date (rid, pid);
     """,
+    # 5: bare codes are indexed with the system their required binding implies
+    """
+    INSERT OR REPLACE INTO settings SELECT 'reindex', 'pending'
+        WHERE EXISTS (SELECT 1 FROM resources);
+    """,
 )
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from support import Client
 
+from fhir_server.app import build_app
 from fhir_server.cli import main
 
+GENDER = "http://hl7.org/fhir/administrative-gender"
 DEPT = "http://alliance-fhir.org/fhir/CodeSystem/department"
 CODE_SYSTEM = {
     "resourceType": "CodeSystem", "id": "department", "url": DEPT, "status": "active",
@@ -95,3 +99,18 @@ def test_reindex_command(tmp_path, capsys):
     db = tmp_path / "cli.db"
     assert main(["reindex", "--storage", f"sqlite:///{db}"]) == 0
     assert "reindexed 0 resources" in capsys.readouterr().out
+
+
+def test_an_older_database_is_reindexed_when_opened(settings):
+    """Migration 5 (bare codes indexed with their binding's system) marks stored data for
+    reindexing; the server rebuilds the index when it opens the database."""
+    with Client(build_app(settings)) as client:
+        client.put("/Patient/p", json={"resourceType": "Patient", "id": "p", "gender": "male"})
+    db = sqlite3.connect(settings.storage.removeprefix("sqlite:///"))
+    with db:  # the index as schema 4 wrote it, and the schema version before migration 5
+        db.execute("UPDATE idx_token SET system = '' WHERE system = ?", (GENDER,))
+        db.execute("DELETE FROM schema_version WHERE version >= 5")
+    db.close()
+    with Client(build_app(settings)) as client:
+        assert ids(client, f"/Patient?gender={GENDER}|male") == ["p"]
+        assert ids(client, "/Patient?gender=|male") == []

@@ -1,6 +1,7 @@
 """token parameters (https://hl7.org/fhir/R4/search.html#token).
 
-Index: (system, code) per Coding / Identifier / ContactPoint / code / boolean value; the
+Index: (system, code) per Coding / Identifier / ContactPoint / code / boolean value (a bare
+``code`` with the system its required binding implies, ``SearchParam.code_system``); the
 display texts under ``<key>:text`` (string table) for ``:text``; an Identifier's type under
 ``<key>:of-type``. Query: ``code``, ``system|code``, ``|code``, ``system|``; modifiers
 ``:not``, ``:text``, ``:of-type``, and ``:in``, ``:not-in``, ``:above``, ``:below`` through
@@ -58,6 +59,8 @@ class TokenType:
         key = param.key
         for value, type_code in values:
             for system, code, text in codes(value, type_code):
+                if type_code == "code" and not system:
+                    system = param.code_system
                 if code:
                     yield "token", key, (system, code)
                 if text:
