@@ -272,6 +272,7 @@ class SqliteStorage:
         if after_rid == 0:
             for table in TABLES:
                 conn.execute(f"DELETE FROM idx_{table}")
+            conn.execute("DELETE FROM token_counts")  # the triggers left zeros
         batch = conn.execute(
             "SELECT r.rid, h.content FROM resources r JOIN history h ON h.seq = r.seq "
             "WHERE r.rid > ? AND r.deleted = 0 ORDER BY r.rid LIMIT ?",

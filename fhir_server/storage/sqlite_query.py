@@ -108,6 +108,11 @@ class SearchRunner:
     def _count_fast(self, query: Query) -> int:
         node = query.where[0]
         assert isinstance(node, IndexMatch)
+        value = self._one_token_value(node)
+        if value is not None:  # kept by the idx_token triggers: one lookup
+            row = self.conn.execute("SELECT n FROM token_counts WHERE pid = ? AND code = ? "
+                                    "AND system = ?", value).fetchone()
+            return int(row[0]) if row else 0
         condition, params = self.compiler.conditions(
             node.any_of, lambda c: identifier(node.table, c))
         return int(self.conn.execute(
@@ -122,6 +127,19 @@ class SearchRunner:
         return [Match(found[rid][1], found[rid][2], found[rid][3], Cursor(keys, rid))
                 for rid, keys in rows if rid in found]
 
+    def _one_token_value(self, node: IndexMatch) -> list[Any] | None:
+        """(pid, code, system) when a token match is one code of one system (given, or the
+        only one stored with that code); None otherwise."""
+        plain = plain_code(node.any_of[0]) if len(node.any_of) == 1 else None
+        if node.table != "token" or node.negate or plain is None:
+            return None
+        code, system = plain
+        pid = self.pid(node.param)
+        systems = [system] if system is not None else self._systems(pid, code)
+        if systems is None or len(systems) != 1:
+            return None
+        return [pid, code, systems[0]]
+
     # -- resource order ----------------------------------------------------------------
 
     def _token_driver(self, query: Query) -> tuple[list[Any], Query] | None:
@@ -132,17 +150,10 @@ class SearchRunner:
         if len(tokens) != 1 or any(n is not tokens[0] and not open_date_range(n)
                                    for n in query.where):
             return None
-        node = tokens[0]
-        plain = plain_code(node.any_of[0]) if len(node.any_of) == 1 else None
-        if node.negate or plain is None:
+        value = self._one_token_value(tokens[0])
+        if value is None:
             return None
-        code, system = plain
-        pid = self.pid(node.param)
-        systems = [system] if system is not None else self._systems(pid, code)
-        if systems is None or len(systems) != 1:
-            return None
-        rest = replace(query, where=tuple(n for n in query.where if n is not node))
-        return [pid, code, systems[0]], rest
+        return value, replace(query, where=tuple(n for n in query.where if n is not tokens[0]))
 
     def _by_rid(self, query: Query, where: str,
                 params: list[Any]) -> tuple[list[tuple[int, tuple[Any, ...]]], bool, bool]:

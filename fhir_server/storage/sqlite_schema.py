@@ -4,7 +4,8 @@
 to its current version's row and gives it a stable integer ``rid``; ``refs`` holds outgoing
 relative references for referential integrity; ``idx_<table>`` hold the search index rows
 of current versions (``search/plan.TABLES`` names their columns), keyed by ``pid`` from
-``search_params``. Timestamps are epoch milliseconds. Migration 2 marks existing data for
+``search_params``; ``token_counts`` counts the resources per token value (triggers on
+``idx_token``). Timestamps are epoch milliseconds. Migration 2 marks existing data for
 reindexing (``settings.reindex = pending``).
 """
 
@@ -150,6 +151,23 @@ MIGRATIONS: tuple[str, ...] = (
     """
     INSERT OR REPLACE INTO settings SELECT 'reindex', 'pending'
         WHERE EXISTS (SELECT 1 FROM resources);
+    """,
+    # 6: resources per token value, kept by triggers in the writing transaction, so
+    # ``_total=accurate`` on one code is one lookup instead of a count over every match
+    """
+    CREATE TABLE token_counts (pid INTEGER NOT NULL, code TEXT NOT NULL,
+        system TEXT NOT NULL, n INTEGER NOT NULL,
+        PRIMARY KEY (pid, code, system)) WITHOUT ROWID;
+    INSERT INTO token_counts SELECT pid, code, system, count(*) FROM idx_token
+        GROUP BY pid, code, system;
+    CREATE TRIGGER idx_token_added AFTER INSERT ON idx_token BEGIN
+        INSERT INTO token_counts VALUES (new.pid, new.code, new.system, 1)
+            ON CONFLICT DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER idx_token_removed AFTER DELETE ON idx_token BEGIN
+        UPDATE token_counts SET n = n - 1
+            WHERE pid = old.pid AND code = old.code AND system = old.system;
+    END;
     """,
 )
 

@@ -193,3 +193,32 @@ def test_pages_walk_a_code_range_forwards_and_back(data, query):
         page = data.get(link(page, "previous")).json()
         back = match_ids(page) + back
     assert back == seen
+
+
+def test_counted_totals_follow_updates_deletes_and_failed_transactions(client):
+    """``_total`` on one code reads the counts the idx_token triggers keep: after creates,
+    a code changed by an update, a delete, a rolled-back transaction and a re-index they
+    equal the matches counted by listing them."""
+    def observation(oid: str, code: str) -> dict:
+        return {"resourceType": "Observation", "id": oid, "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": code}]}}
+
+    for i in range(30):
+        client.put(f"/Observation/c{i}", json=observation(f"c{i}", ("2345-7", "2951-2")[i % 2]))
+    client.put("/Observation/c0", json=observation("c0", "2951-2"))
+    client.put("/Observation/c2", json=observation("c2", "2345-7"))  # unchanged codes
+    client.delete("/Observation/c4")
+    failing = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": observation("c99", "2345-7"),
+         "request": {"method": "PUT", "url": "Observation/c99"}},
+        {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                      "subject": {"reference": "Patient/nobody"}},
+         "request": {"method": "POST", "url": "Observation"}}]}
+    assert client.post("", json=failing).status_code >= 400
+    expected = {"2345-7": 13, "2951-2": 16, "http://loinc.org|2345-7": 13, "1751-7": 0}
+    for stage in ("written", "reindexed"):
+        for code, count in expected.items():
+            bundle = client.get(f"/Observation?code={code}&_total=accurate&_count=1").json()
+            listed = client.get(f"/Observation?code={code}&_count=100").json()
+            assert bundle["total"] == len(match_ids(listed)) == count, (stage, code)
+        assert client.post("/$reindex").status_code == 200

@@ -103,14 +103,21 @@ def test_reindex_command(tmp_path, capsys):
 
 def test_an_older_database_is_reindexed_when_opened(settings):
     """Migration 5 (bare codes indexed with their binding's system) marks stored data for
-    reindexing; the server rebuilds the index when it opens the database."""
+    reindexing; the server rebuilds the index when it opens the database. Migration 6
+    counts the stored token values."""
     with Client(build_app(settings)) as client:
-        client.put("/Patient/p", json={"resourceType": "Patient", "id": "p", "gender": "male"})
+        for pid, gender in (("p", "male"), ("q", "male"), ("r", "female")):
+            client.put(f"/Patient/{pid}", json={"resourceType": "Patient", "id": pid,
+                                                "gender": gender})
     db = sqlite3.connect(settings.storage.removeprefix("sqlite:///"))
-    with db:  # the index as schema 4 wrote it, and the schema version before migration 5
+    with db:  # the database as schema 4 left it
         db.execute("UPDATE idx_token SET system = '' WHERE system = ?", (GENDER,))
-        db.execute("DELETE FROM schema_version WHERE version >= 5")
+        db.executescript("DROP TRIGGER idx_token_added; DROP TRIGGER idx_token_removed; "
+                         "DROP TABLE token_counts; DELETE FROM schema_version "
+                         "WHERE version >= 5")
     db.close()
     with Client(build_app(settings)) as client:
-        assert ids(client, f"/Patient?gender={GENDER}|male") == ["p"]
+        assert ids(client, f"/Patient?gender={GENDER}|male") == ["p", "q"]
         assert ids(client, "/Patient?gender=|male") == []
+        total = client.get("/Patient?gender=male&_total=accurate&_count=1").json()["total"]
+        assert total == 2
