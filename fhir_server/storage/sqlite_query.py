@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from fhir_server.search.plan import Cursor, Include, IndexMatch, Query, SortKey
+from fhir_server.search.plan import Cursor, Has, Include, IndexMatch, Query, SortKey
 from fhir_server.storage.port import Match, SearchPage
 from fhir_server.storage.sqlite_search import (
     SqlCompiler,
@@ -93,7 +93,10 @@ class SearchRunner:
         inner = f"SELECT 1 FROM resources r WHERE {where}"
         if limit is not None:
             inner += f" LIMIT {int(limit)}"
-        return int(self.conn.execute(f"SELECT count(*) FROM ({inner})", params).fetchone()[0])
+        return self._count_rows(inner, params)
+
+    def _count_rows(self, select: str, params: list[Any]) -> int:
+        return int(self.conn.execute(f"SELECT count(*) FROM ({select})", params).fetchone()[0])
 
     @staticmethod
     def _countable(query: Query) -> bool:
@@ -113,11 +116,16 @@ class SearchRunner:
             row = self.conn.execute("SELECT n FROM token_counts WHERE pid = ? AND code = ? "
                                     "AND system = ?", value).fetchone()
             return int(row[0]) if row else 0
-        condition, params = self.compiler.conditions(
-            node.any_of, lambda c: identifier(node.table, c))
-        return int(self.conn.execute(
-            f"SELECT count(DISTINCT rid) FROM {identifier(node.table)} WHERE pid = ? "
-            f"AND ({condition})", [self.pid(node.param), *params]).fetchone()[0])
+        listed, params = self._listed(node)
+        return self._count_rows(f"SELECT DISTINCT rid FROM ({listed})", params)
+
+    def _listed(self, node: IndexMatch) -> tuple[str, list[Any]]:
+        """``SELECT rid`` of an index match's rows (a resource may appear more than once)."""
+        table = node.table
+        condition, params = self.compiler.conditions(node.any_of,
+                                                     lambda c: identifier(table, c))
+        return (f"SELECT rid FROM {identifier(table)} WHERE pid = ? AND ({condition})",
+                [self.pid(node.param), *params])
 
     def _load(self, rows: list[tuple[int, tuple[Any, ...]]]) -> list[Match]:
         if not rows:
@@ -155,12 +163,29 @@ class SearchRunner:
             return None
         return value, replace(query, where=tuple(n for n in query.where if n is not tokens[0]))
 
+    def _small_driver(self, query: Query) -> IndexMatch | None:
+        """For a query with ``_has``: its index criterion with the fewest matches, when at
+        most SMALL (counted with a bound). Its matches are listed and walked in rid order;
+        the ``_has`` is checked per candidate, not listed: its source set (every urgent
+        referral, say) grows with the data, a birth year's patients much less."""
+        if not any(isinstance(n, Has) for n in query.where):
+            return None
+        best: tuple[int, IndexMatch] | None = None
+        for node in query.where:
+            if isinstance(node, IndexMatch) and not node.negate:
+                listed, params = self._listed(node)
+                found = self._count_rows(f"{listed} LIMIT {SMALL + 1}", params)
+                if found <= SMALL and (best is None or found < best[0]):
+                    best = (found, node)
+        return None if best is None else best[1]
+
     def _by_rid(self, query: Query, where: str,
                 params: list[Any]) -> tuple[list[tuple[int, tuple[Any, ...]]], bool, bool]:
         cursor = query.cursor
         backwards = bool(cursor and cursor.backwards)
         source, rid = "resources r", "r.rid"
         driver = self._token_driver(query)
+        small = self._small_driver(query) if driver is None else None
         if driver is not None:  # walk the code's index range (already in rid order) and
             head, rest = driver  # stop at the page, instead of listing every match first
             source = ("idx_token d CROSS JOIN resources r ON r.rid = d.rid AND d.pid = ? "
@@ -168,6 +193,12 @@ class SearchRunner:
             rid = "d.rid"
             where, params = self._where(rest, self.compiler)
             params = [*head, *params]
+        elif small is not None:  # a small criterion's matches, in rid order (the IN list
+            listed, head = self.compiler.node(small, "r")  # is walked in order), the rest
+            where, params = self._where(  # checked for each of them
+                replace(query, where=tuple(n for n in query.where if n is not small)),
+                SqlCompiler(self.pid, self._systems))
+            where, params = f"{listed} AND {where}", [*head, *params]
         condition = ""
         if cursor is not None:
             condition = f" AND {rid} {'<' if backwards else '>'} ?"

@@ -65,9 +65,10 @@ class SqlCompiler:
     """Compiles plan nodes; ``pid`` maps an index key to its integer id (-1 if unknown).
 
     With ``systems`` (the code systems a token code is stored with, or None when there are
-    too many), token codes compile to per-resource checks by primary key instead of listed
-    matches: for a walk driven by something else (an index-driven sort), listing a code's
-    matches would materialise all of them for every page."""
+    too many), token codes compile to per-resource checks by primary key, and ``_has`` to a
+    check of the resource's referrers, instead of listed matches: for a walk driven by
+    something else (an index-driven sort, a small criterion), listing every match would
+    materialise all of them for every page."""
 
     def __init__(self, pid: Callable[[str], int],
                  systems: Callable[[int, str], list[str] | None] | None = None) -> None:
@@ -112,6 +113,8 @@ class SqlCompiler:
                     f"resources {inner} WHERE {inner}.type = ? AND {inner}.deleted = 0 "
                     f"AND {where}))",
                     [self.pid(node.param), node.target_type, node.target_type, *params])
+        if isinstance(node, Has) and self.systems is not None:
+            return self._has_probe(node, alias)
         if isinstance(node, Has):
             inner = self._alias()
             where, params = self.where(node.where, inner)
@@ -128,6 +131,18 @@ class SqlCompiler:
             params += values
         joiner = " OR " if isinstance(node, AnyOf) else " AND "
         return "(" + (joiner.join(parts) or "1") + ")", params
+
+    def _has_probe(self, node: Has, alias: str) -> Sql:
+        """``_has`` checked per resource: its references of that kind (a primary-key range
+        of idx_reference), each source checked against the inner criteria."""
+        ref, inner = self._alias(), self._alias()
+        where, params = self.where(node.where, inner)
+        return (f"+{alias}.type = ? AND EXISTS (SELECT 1 FROM idx_reference {ref} CROSS JOIN "
+                f"resources {inner} ON {inner}.rid = {ref}.rid WHERE {ref}.pid = ? AND "
+                f"{ref}.target_id = {alias}.id AND {ref}.target_type = ? AND "
+                f"{inner}.type = ? AND {inner}.deleted = 0 AND {where})",
+                [node.target_type, self.pid(node.param), node.target_type, node.source_type,
+                 *params])
 
     def _probe(self, node: IndexMatch, alias: str) -> Sql:
         """An index match checked per resource (``EXISTS`` by rid), for criteria that match

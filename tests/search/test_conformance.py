@@ -148,6 +148,15 @@ CASES = [
     ("Patient?_has:Observation:subject:_has:DiagnosticReport:result:status=preliminary",
      ["p2"]),
     ("Organization?_has:Patient:organization:gender=female", ["org2"]),
+    # _has checked per candidate of a small criterion
+    ("Patient?_has:Observation:subject:code=2345-7&gender=female", ["p2", "p3"]),
+    ("Patient?gender=female,male&_has:Observation:subject:code=2345-7&birthdate=lt1960",
+     ["p1"]),
+    ("Patient?_has:Observation:subject:_has:DiagnosticReport:result:status=preliminary"
+     "&gender=female", ["p2"]),
+    ("Patient?_has:Observation:subject:code=2345-7&_has:DiagnosticReport:subject:"
+     "status=final&gender=male", ["p1"]),
+    ("Patient?_has:Observation:subject:code=8480-6&gender=other", []),
     # _id, compartments, system search
     ("Patient?_id=p1,p3", ["p1", "p3"]),
     ("Patient/p1/Observation", ["o1", "o3"]),

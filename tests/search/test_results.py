@@ -222,3 +222,33 @@ def test_counted_totals_follow_updates_deletes_and_failed_transactions(client):
             listed = client.get(f"/Observation?code={code}&_count=100").json()
             assert bundle["total"] == len(match_ids(listed)) == count, (stage, code)
         assert client.post("/$reindex").status_code == 200
+
+
+def test_has_with_a_small_criterion_pages_in_resource_order(client):
+    """A birth year's patients are the candidates, each checked for an urgent referral:
+    the pages, forwards and back, hold exactly the matches, in resource order."""
+    entries = []
+    for i in range(60):
+        entries.append({"resource": {"resourceType": "Patient", "id": f"h{i}",
+                                     "birthDate": f"{1980 + i % 2}-05-0{1 + i % 9}"},
+                        "request": {"method": "PUT", "url": f"Patient/h{i}"}})
+        entries.append({"resource": {"resourceType": "ServiceRequest", "id": f"s{i}",
+                                     "status": "active", "intent": "order",
+                                     "priority": "stat" if i % 3 == 0 else "routine",
+                                     "subject": {"reference": f"Patient/h{i}"}},
+                        "request": {"method": "PUT", "url": f"ServiceRequest/s{i}"}})
+    assert client.post("", json={"resourceType": "Bundle", "type": "batch",
+                                 "entry": entries}).status_code == 200
+    expected = [f"h{i}" for i in range(60) if i % 6 == 0]  # born 1980 and urgent
+    page = client.get("/Patient?_has:ServiceRequest:subject:priority=stat"
+                      "&birthdate=1980&_count=3").json()
+    pages = [match_ids(page)]
+    while link(page, "next"):
+        page = client.get(link(page, "next")).json()
+        pages.append(match_ids(page))
+    assert [i for p in pages for i in p] == expected
+    back = [match_ids(page)]
+    while link(page, "previous"):
+        page = client.get(link(page, "previous")).json()
+        back.insert(0, match_ids(page))
+    assert back == pages
