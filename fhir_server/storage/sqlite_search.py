@@ -134,15 +134,24 @@ class SqlCompiler:
 
     def _has_probe(self, node: Has, alias: str) -> Sql:
         """``_has`` checked per resource: its references of that kind (a primary-key range
-        of idx_reference), each source checked against the inner criteria."""
-        ref, inner = self._alias(), self._alias()
-        where, params = self.where(node.where, inner)
-        return (f"+{alias}.type = ? AND EXISTS (SELECT 1 FROM idx_reference {ref} CROSS JOIN "
-                f"resources {inner} ON {inner}.rid = {ref}.rid WHERE {ref}.pid = ? AND "
-                f"{ref}.target_id = {alias}.id AND {ref}.target_type = ? AND "
-                f"{inner}.type = ? AND {inner}.deleted = 0 AND {where})",
-                [node.target_type, self.pid(node.param), node.target_type, node.source_type,
-                 *params])
+        of idx_reference), each source checked against the inner criteria. Index rows
+        exist only for current resources, and a type's own parameter only for that type:
+        when the inner criteria are index matches, the source's resource row is not read."""
+        ref = self._alias()
+        head = (f"+{alias}.type = ? AND EXISTS (SELECT 1 FROM idx_reference {ref} ")
+        params: list[Any] = [node.target_type]
+        own = not node.param.startswith("Resource.")
+        if own and all(isinstance(n, IndexMatch | Missing) for n in node.where):
+            inner, join = ref, ""
+        else:
+            inner = self._alias()
+            join = (f"CROSS JOIN resources {inner} ON {inner}.rid = {ref}.rid "
+                    f"AND {inner}.type = ? AND {inner}.deleted = 0 ")
+            params.append(node.source_type)
+        where, values = self.where(node.where, inner)
+        return (f"{head}{join}WHERE {ref}.pid = ? AND {ref}.target_id = {alias}.id AND "
+                f"{ref}.target_type = ? AND {where})",
+                [*params, self.pid(node.param), node.target_type, *values])
 
     def _probe(self, node: IndexMatch, alias: str) -> Sql:
         """An index match checked per resource (``EXISTS`` by rid), for criteria that match

@@ -157,6 +157,7 @@ CASES = [
     ("Patient?_has:Observation:subject:code=2345-7&_has:DiagnosticReport:subject:"
      "status=final&gender=male", ["p1"]),
     ("Patient?_has:Observation:subject:code=8480-6&gender=other", []),
+    ("Patient?_has:Observation:subject:_id=o1,o2&gender=male", ["p1"]),
     # _id, compartments, system search
     ("Patient?_id=p1,p3", ["p1", "p3"]),
     ("Patient/p1/Observation", ["o1", "o3"]),

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 
-from fhir_server.search.plan import Chain, Cmp, IndexMatch, Missing
+from fhir_server.search.plan import Chain, Cmp, Has, IdMatch, IndexMatch, Missing
+from fhir_server.search.types.date import conjunction as date_conjunction
+from fhir_server.search.values import DateRange
 from fhir_server.storage.sqlite_search import SqlCompiler, identifier
 
 PIDS = {"Observation.code": 1, "Observation.date": 2, "Observation.subject": 3,
@@ -47,3 +51,25 @@ def test_identifiers_come_only_from_the_vocabulary():
         identifier("token; DROP TABLE resources", None)
     with pytest.raises(ValueError):
         identifier("token", "code = 1 OR 1")
+
+
+def test_date_equality_bounds_the_start_of_stored_ranges():
+    """``birthdate=1952``: the start is bounded above too, so the index range ends."""
+    year = DateRange.parse("1952", UTC)
+    (within,) = date_conjunction("eq", year)
+    assert Cmp("low", ">=", year.low) in within and Cmp("low", "<=", year.high) in within
+    sql, _ = compiler().where((IndexMatch("date", "Observation.date", (within,)),), "r")
+    assert '"low" >= ? AND "low" <= ? AND "high" <= ?' in sql
+
+
+def test_has_checked_per_resource_reads_source_rows_only_when_needed():
+    probing = SqlCompiler(lambda key: PIDS.get(key, -1), lambda pid, code: ["http://loinc.org"])
+    by_index = Has("Observation", "Observation.subject", "Patient", (CODE,))
+    sql, params = probing.where((by_index,), "r")
+    assert "EXISTS (SELECT 1 FROM idx_reference t1 WHERE t1.pid = ?" in sql
+    assert "resources t" not in sql and "rid = t1.rid" in sql
+    assert params == ["Patient", 3, "Patient", 1, "2345-7", "http://loinc.org"]
+    by_id = Has("Observation", "Observation.subject", "Patient", (IdMatch(("o1",)),))
+    sql, params = probing.where((by_id,), "r")
+    assert "CROSS JOIN resources t3 ON t3.rid = t2.rid AND t3.type = ?" in sql
+    assert params == ["Patient", "Observation", 3, "Patient", "o1"]

@@ -45,10 +45,15 @@ def ranges(value: object, type_code: str, context: Context) -> Iterator[tuple[in
 
 def conjunction(prefix: str, query: DateRange, low: str = "low",
                 high: str = "high") -> tuple[Conjunction, ...]:
-    """The stored-range conditions of one prefixed query range (any of them may hold)."""
+    """The stored-range conditions of one prefixed query range (any of them may hold).
+
+    A stored range starts before it ends, so a bound on its end bounds its start too; that
+    redundant bound on ``low`` turns an index seek into a bounded range (``birthdate=1952``
+    would otherwise read every later birth date)."""
     q_low, q_high = query.low, query.high
+    within = (Cmp(low, ">=", q_low), Cmp(low, "<=", q_high), Cmp(high, "<=", q_high))
     if prefix == "eq":
-        return ((Cmp(low, ">=", q_low), Cmp(high, "<=", q_high)),)
+        return (within,)
     if prefix == "ne":
         return ((Cmp(low, "<", q_low),), (Cmp(high, ">", q_high),))
     if prefix == "gt":
@@ -56,13 +61,13 @@ def conjunction(prefix: str, query: DateRange, low: str = "low",
     if prefix == "lt":
         return ((Cmp(low, "<", q_low),),)
     if prefix == "ge":
-        return ((Cmp(high, ">", q_high),), (Cmp(low, ">=", q_low), Cmp(high, "<=", q_high)))
+        return ((Cmp(high, ">", q_high),), within)
     if prefix == "le":
-        return ((Cmp(low, "<", q_low),), (Cmp(low, ">=", q_low), Cmp(high, "<=", q_high)))
+        return ((Cmp(low, "<", q_low),), within)
     if prefix == "sa":
         return ((Cmp(low, ">", q_high),),)
     if prefix == "eb":
-        return ((Cmp(high, "<", q_low),),)
+        return ((Cmp(low, "<", q_low), Cmp(high, "<", q_low)),)
     now = int(time.time() * 1000)
     slack = max(abs(now - q_low), abs(now - q_high)) // 10
     return ((Cmp(low, "<=", q_high + slack), Cmp(high, ">=", q_low - slack)),)
