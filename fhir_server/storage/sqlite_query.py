@@ -19,6 +19,7 @@ from typing import Any
 
 from fhir_server.search.plan import Cursor, Has, Include, IndexMatch, Query, SortKey
 from fhir_server.storage.port import Match, SearchPage
+from fhir_server.storage.sqlite_merge import merged_rids, string_values
 from fhir_server.storage.sqlite_search import (
     SqlCompiler,
     identifier,
@@ -179,6 +180,24 @@ class SearchRunner:
                     best = (found, node)
         return None if best is None else best[1]
 
+    def _string_merge(self, query: Query) -> tuple[int, list[tuple[str, str]]] | None:
+        """(pid, values) when the query is one string match of one type whose few values
+        can be merged in rid order (``sqlite_merge``), and has more matches than the merge
+        would read (counted with that bound): fewer are cheaper listed."""
+        if len(query.types) != 1 or len(query.where) != 1 \
+                or not isinstance(query.where[0], IndexMatch):
+            return None
+        node = query.where[0]
+        pid = self.pid(node.param)
+        values = string_values(self.conn, pid, node)
+        if values is None:
+            return None
+        budget = len(values) * (query.count + 1)
+        listed, params = self._listed(node)
+        if self._count_rows(f"{listed} LIMIT {budget + 1}", params) <= budget:
+            return None
+        return pid, values
+
     def _by_rid(self, query: Query, where: str,
                 params: list[Any]) -> tuple[list[tuple[int, tuple[Any, ...]]], bool, bool]:
         cursor = query.cursor
@@ -199,14 +218,19 @@ class SearchRunner:
                 replace(query, where=tuple(n for n in query.where if n is not small)),
                 SqlCompiler(self.pid, self._systems))
             where, params = f"{listed} AND {where}", [*head, *params]
-        condition = ""
-        if cursor is not None:
-            condition = f" AND {rid} {'<' if backwards else '>'} ?"
-            params = [*params, cursor.rid]
-        order = "DESC" if backwards else "ASC"
-        rids = [row[0] for row in self.conn.execute(
-            f"SELECT r.rid FROM {source} WHERE {where}{condition} ORDER BY {rid} {order} "
-            f"LIMIT ?", [*params, query.count + 1])]
+        merge = self._string_merge(query) if driver is None and small is None else None
+        if merge is not None:  # a prefix's few values: their rid-ordered runs merged
+            rids = merged_rids(self.conn, *merge, cursor.rid if cursor else None, backwards,
+                               query.count + 1)
+        else:
+            condition = ""
+            if cursor is not None:
+                condition = f" AND {rid} {'<' if backwards else '>'} ?"
+                params = [*params, cursor.rid]
+            order = "DESC" if backwards else "ASC"
+            rids = [row[0] for row in self.conn.execute(
+                f"SELECT r.rid FROM {source} WHERE {where}{condition} ORDER BY {rid} {order} "
+                f"LIMIT ?", [*params, query.count + 1])]
         more = len(rids) > query.count
         rids = rids[: query.count]
         if backwards:

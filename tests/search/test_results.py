@@ -252,3 +252,34 @@ def test_has_with_a_small_criterion_pages_in_resource_order(client):
         page = client.get(link(page, "previous")).json()
         back.insert(0, match_ids(page))
     assert back == pages
+
+
+@pytest.mark.parametrize(("query", "wanted"), [
+    ("name=王", lambda i: i % 3 == 0),
+    ("name=王,李", lambda i: i % 3 in (0, 1)),
+    ("name=wang", lambda i: i % 3 == 2),  # "Wang" and "WANG": one norm, two forms: listed
+    ("name:exact=王伟", lambda i: i % 3 == 0 and i % 4 == 0),
+    ("name=王伟", lambda i: i % 3 == 0 and i % 4 == 0),
+])
+def test_string_prefix_runs_merged_in_resource_order(client, query, wanted):
+    """A prefix covering a few values with many matches: each value's run is read in rid
+    order and merged; pages forwards and back hold exactly the matches, in order."""
+    family = ("王", "李", "Wang")
+    entries = [{"resource": {"resourceType": "Patient", "id": f"n{i}", "name": [{
+        "family": family[i % 3] if i % 6 != 5 else "WANG",
+        "given": [("伟", "芳", "敏", "军")[i % 4]]}]},
+        "request": {"method": "PUT", "url": f"Patient/n{i}"}} for i in range(90)]
+    assert client.post("", json={"resourceType": "Bundle", "type": "batch",
+                                 "entry": entries}).status_code == 200
+    expected = [f"n{i}" for i in range(90) if wanted(i)]
+    page = client.get(f"/Patient?{query}&_count=2").json()
+    pages = [match_ids(page)]
+    while link(page, "next"):
+        page = client.get(link(page, "next")).json()
+        pages.append(match_ids(page))
+    assert [i for p in pages for i in p] == expected
+    back = [match_ids(page)]
+    while link(page, "previous"):
+        page = client.get(link(page, "previous")).json()
+        back.insert(0, match_ids(page))
+    assert back == pages
