@@ -4,8 +4,8 @@
 them by ``rid`` grows with the data. ``idx_string`` is ordered (pid, norm, exact, rid):
 each distinct (norm, exact) value under the prefix is a run already in rid order. When
 the prefix covers few distinct values (王, 王伟, 王芳, …), they are found by skip-scan (one
-seek each), the first page of each run is read, and the runs are merged: the work is
-(values × page), not (matches).
+seek each) and their runs merged in rid order up to the page: the work is about
+(values + page), not (matches).
 """
 
 from __future__ import annotations
@@ -57,15 +57,15 @@ def string_values(conn: sqlite3.Connection, pid: int,
 def merged_rids(conn: sqlite3.Connection, pid: int, values: list[tuple[str, str]],
                 after: int | None, backwards: bool, limit: int) -> list[int]:
     """The first ``limit`` resources (after the ``after`` rid, in rid order or backwards
-    from it) with a row of one of the values."""
+    from it) with a row of one of the values: a ``UNION`` ordered by rid, which SQLite
+    runs as a merge of the runs, stopping at the limit."""
     if not values:
         return []
     compare, order = ("<", "DESC") if backwards else (">", "ASC")
     condition = "" if after is None else f" AND rid {compare} ?"
-    run = (f"SELECT * FROM (SELECT rid FROM idx_string WHERE pid = ? AND norm = ? AND "
-           f"exact = ?{condition} ORDER BY rid {order} LIMIT ?)")
+    run = f"SELECT rid FROM idx_string WHERE pid = ? AND norm = ? AND exact = ?{condition}"
     params: list[object] = []
     for norm, exact in values:
-        params += [pid, norm, exact, *([] if after is None else [after]), limit]
-    found = {row[0] for row in conn.execute(" UNION ALL ".join([run] * len(values)), params)}
-    return sorted(found, reverse=backwards)[:limit]
+        params += [pid, norm, exact, *([] if after is None else [after])]
+    return [row[0] for row in conn.execute(
+        " UNION ".join([run] * len(values)) + f" ORDER BY 1 {order} LIMIT ?", [*params, limit])]

@@ -182,8 +182,8 @@ class SearchRunner:
 
     def _string_merge(self, query: Query) -> tuple[int, list[tuple[str, str]]] | None:
         """(pid, values) when the query is one string match of one type whose few values
-        can be merged in rid order (``sqlite_merge``), and has more matches than the merge
-        would read (counted with that bound): fewer are cheaper listed."""
+        can be merged in rid order (``sqlite_merge``), and has more matches than a page per
+        value (counted with that bound): fewer are cheaper listed."""
         if len(query.types) != 1 or len(query.where) != 1 \
                 or not isinstance(query.where[0], IndexMatch):
             return None
