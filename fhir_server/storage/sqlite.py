@@ -141,7 +141,7 @@ class SqliteStorage:
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute("PRAGMA busy_timeout=10000")
         conn.execute("PRAGMA cache_size=-65536")
-        conn.execute("PRAGMA mmap_size=268435456")
+        conn.execute("PRAGMA mmap_size=2147418112")  # 2 GiB, the usual build maximum
         conn.execute("PRAGMA wal_autocheckpoint=16384")  # 64 MiB: fewer, larger checkpoints
         conn.execute("PRAGMA temp_store=MEMORY")
         with self._lock:
