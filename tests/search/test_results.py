@@ -37,6 +37,21 @@ def link(bundle: dict, relation: str) -> str | None:
     return found[0].split("/fhir", 1)[1] if found else None
 
 
+def walk(client: Client, url: str) -> tuple[list[str], list[str]]:
+    """The match ids of every page following ``next`` from ``url``, then of every page
+    following ``previous`` back from the last one (both in result order)."""
+    page = client.get(url).json()
+    forwards = match_ids(page)
+    while link(page, "next"):
+        page = client.get(link(page, "next")).json()
+        forwards += match_ids(page)
+    backwards = match_ids(page)
+    while link(page, "previous"):
+        page = client.get(link(page, "previous")).json()
+        backwards = match_ids(page) + backwards
+    return forwards, backwards
+
+
 @pytest.mark.parametrize(("query", "expected"), [
     ("_sort=birthdate", ["p1", "p2", "p3", "p4", "p5"]),
     ("_sort=-birthdate", ["p4", "p3", "p2", "p1", "p5"]),
@@ -182,16 +197,8 @@ def test_codes_are_checked_per_row_when_the_sort_index_drives(client, gender):
                                    "code=2345-7&date=ge2000-01-01"])
 def test_pages_walk_a_code_range_forwards_and_back(data, query):
     """A lone code criterion walks its index range in page order (next and previous)."""
-    page = data.get(f"/Observation?{query}&_count=1").json()
-    seen = match_ids(page)
-    while link(page, "next"):
-        page = data.get(link(page, "next")).json()
-        seen += match_ids(page)
+    seen, back = walk(data, f"/Observation?{query}&_count=1")
     assert sorted(seen) == ["o1", "o2", "o4"] and len(set(seen)) == 3
-    back = match_ids(page)
-    while link(page, "previous"):
-        page = data.get(link(page, "previous")).json()
-        back = match_ids(page) + back
     assert back == seen
 
 
@@ -240,18 +247,9 @@ def test_has_with_a_small_criterion_pages_in_resource_order(client):
     assert client.post("", json={"resourceType": "Bundle", "type": "batch",
                                  "entry": entries}).status_code == 200
     expected = [f"h{i}" for i in range(60) if i % 6 == 0]  # born 1980 and urgent
-    page = client.get("/Patient?_has:ServiceRequest:subject:priority=stat"
-                      "&birthdate=1980&_count=3").json()
-    pages = [match_ids(page)]
-    while link(page, "next"):
-        page = client.get(link(page, "next")).json()
-        pages.append(match_ids(page))
-    assert [i for p in pages for i in p] == expected
-    back = [match_ids(page)]
-    while link(page, "previous"):
-        page = client.get(link(page, "previous")).json()
-        back.insert(0, match_ids(page))
-    assert back == pages
+    forwards, backwards = walk(client, "/Patient?_has:ServiceRequest:subject:priority=stat"
+                                       "&birthdate=1980&_count=3")
+    assert forwards == backwards == expected
 
 
 @pytest.mark.parametrize(("query", "wanted"), [
@@ -272,14 +270,5 @@ def test_string_prefix_runs_merged_in_resource_order(client, query, wanted):
     assert client.post("", json={"resourceType": "Bundle", "type": "batch",
                                  "entry": entries}).status_code == 200
     expected = [f"n{i}" for i in range(90) if wanted(i)]
-    page = client.get(f"/Patient?{query}&_count=2").json()
-    pages = [match_ids(page)]
-    while link(page, "next"):
-        page = client.get(link(page, "next")).json()
-        pages.append(match_ids(page))
-    assert [i for p in pages for i in p] == expected
-    back = [match_ids(page)]
-    while link(page, "previous"):
-        page = client.get(link(page, "previous")).json()
-        back.insert(0, match_ids(page))
-    assert back == pages
+    forwards, backwards = walk(client, f"/Patient?{query}&_count=2")
+    assert forwards == backwards == expected
