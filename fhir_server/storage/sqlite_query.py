@@ -69,6 +69,13 @@ class SearchRunner:
 
     def run(self, query: Query) -> SearchPage:
         where, params = self._where(query, self.compiler)
+        small = self._small_driver(query)
+        if small is not None:  # its matches listed (an IN list is walked in rid order),
+            listed, head = self.compiler.node(small, "r")  # the rest checked for each
+            where, params = self._where(
+                replace(query, where=tuple(n for n in query.where if n is not small)),
+                SqlCompiler(self.pid, self._systems))
+            where, params = f"{listed} AND {where}", [*head, *params]
         plan = query.cursor.values[0] if query.cursor and query.cursor.values else None
         if not query.sort:
             rows, has_next, has_previous = self._by_rid(query, where, params)
@@ -204,7 +211,6 @@ class SearchRunner:
         backwards = bool(cursor and cursor.backwards)
         source, rid = "resources r", "r.rid"
         driver = self._token_driver(query)
-        small = self._small_driver(query) if driver is None else None
         if driver is not None:  # walk the code's index range (already in rid order) and
             head, rest = driver  # stop at the page, instead of listing every match first
             source = ("idx_token d CROSS JOIN resources r ON r.rid = d.rid AND d.pid = ? "
@@ -212,13 +218,7 @@ class SearchRunner:
             rid = "d.rid"
             where, params = self._where(rest, self.compiler)
             params = [*head, *params]
-        elif small is not None:  # a small criterion's matches, in rid order (the IN list
-            listed, head = self.compiler.node(small, "r")  # is walked in order), the rest
-            where, params = self._where(  # checked for each of them
-                replace(query, where=tuple(n for n in query.where if n is not small)),
-                SqlCompiler(self.pid, self._systems))
-            where, params = f"{listed} AND {where}", [*head, *params]
-        merge = self._string_merge(query) if driver is None and small is None else None
+        merge = self._string_merge(query) if driver is None else None
         if merge is not None:  # a prefix's few values: their rid-ordered runs merged
             rids = merged_rids(self.conn, *merge, cursor.rid if cursor else None, backwards,
                                query.count + 1)

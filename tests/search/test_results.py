@@ -247,9 +247,12 @@ def test_has_with_a_small_criterion_pages_in_resource_order(client):
     assert client.post("", json={"resourceType": "Bundle", "type": "batch",
                                  "entry": entries}).status_code == 200
     expected = [f"h{i}" for i in range(60) if i % 6 == 0]  # born 1980 and urgent
-    forwards, backwards = walk(client, "/Patient?_has:ServiceRequest:subject:priority=stat"
-                                       "&birthdate=1980&_count=3")
+    query = "/Patient?_has:ServiceRequest:subject:priority=stat&birthdate=1980"
+    forwards, backwards = walk(client, f"{query}&_count=3")
     assert forwards == backwards == expected
+    assert client.get(f"{query}&_total=accurate&_count=1").json()["total"] == len(expected)
+    by_day = sorted(expected, key=lambda i: (-(int(i[1:]) % 9), int(i[1:])))
+    assert walk(client, f"{query}&_sort=-birthdate&_count=4")[0] == by_day
 
 
 @pytest.mark.parametrize(("query", "wanted"), [
