@@ -157,7 +157,8 @@ class SearchParser:
         head, dot, rest = name.partition(".")
         code, _, modifier = head.partition(":")
         if code == "_id":
-            return IdMatch(tuple(split_raw(value, ",")), negate=modifier == "not")
+            return IdMatch(tuple(split_raw(value, ",")), negate=modifier == "not",
+                           types=types or self.registry.types)
         if code == "_lastUpdated":
             return self._last_updated(value, context)
         if code in UNSUPPORTED:

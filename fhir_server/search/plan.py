@@ -56,8 +56,11 @@ class Missing:
 
 @dataclass(frozen=True, slots=True)
 class IdMatch:
+    """Resources of ``types`` (any type when empty) with one of these ids."""
+
     ids: tuple[str, ...]
     negate: bool = False
+    types: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,7 +102,12 @@ class SqlCompiler:
                     [self.pid(node.param)])
         if isinstance(node, IdMatch):
             marks = ", ".join("?" * len(node.ids)) or "NULL"
-            return f"{alias}.id {'NOT IN' if node.negate else 'IN'} ({marks})", list(node.ids)
+            operator = "NOT IN" if node.negate else "IN"
+            if node.types:  # by the (type, id) index, not by checking every resource's id
+                kinds = ", ".join("?" * len(node.types))
+                return (f"{alias}.rid {operator} (SELECT rid FROM resources WHERE type IN "
+                        f"({kinds}) AND id IN ({marks}))", [*node.types, *node.ids])
+            return f"{alias}.id {operator} ({marks})", list(node.ids)
         if isinstance(node, LastUpdated):
             return self.conditions(node.any_of, lambda c: f"{alias}.last_updated")
         if isinstance(node, Chain):

@@ -73,3 +73,12 @@ def test_has_checked_per_resource_reads_source_rows_only_when_needed():
     sql, params = probing.where((by_id,), "r")
     assert "CROSS JOIN resources t3 ON t3.rid = t2.rid AND t3.type = ?" in sql
     assert params == ["Patient", "Observation", 3, "Patient", "o1"]
+
+
+def test_ids_are_looked_up_by_type_and_id():
+    """``_id`` reads the (type, id) index instead of checking every resource's id."""
+    sql, params = compiler().where((IdMatch(("a", "b"), types=("Patient",)),), "r")
+    assert sql == "r.rid IN (SELECT rid FROM resources WHERE type IN (?) AND id IN (?, ?))"
+    assert params == ["Patient", "a", "b"]
+    sql, _ = compiler().where((IdMatch(("a",), negate=True, types=("Patient",)),), "r")
+    assert sql.startswith("r.rid NOT IN (SELECT rid FROM resources WHERE type IN")
