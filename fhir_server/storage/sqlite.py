@@ -163,14 +163,14 @@ class SqliteStorage:
     async def open(self) -> None:
         conn = self._connect()
         with _translate():
-            migrate(conn)
+            migrated = migrate(conn)
             conn.execute("INSERT OR IGNORE INTO settings VALUES ('paging-secret', "
                          "hex(randomblob(32)))")
             self._secret = bytes.fromhex(conn.execute(
                 "SELECT value FROM settings WHERE key = 'paging-secret'").fetchone()[0])
-            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'"
-                            ).fetchone() is None:
-                _analyze(conn)
+            if migrated or conn.execute("SELECT 1 FROM sqlite_master WHERE name = "
+                                        "'sqlite_stat1'").fetchone() is None:
+                _analyze(conn)  # new indexes need statistics before the first search
         self._writer = threading.Thread(target=self._write_loop, args=(conn,),
                                         name="sqlite-writer", daemon=True)
         self._writer.start()

@@ -17,7 +17,15 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from fhir_server.search.plan import Cursor, Has, Include, IndexMatch, Query, SortKey
+from fhir_server.search.plan import (
+    Cursor,
+    Has,
+    Include,
+    IndexMatch,
+    LastUpdated,
+    Query,
+    SortKey,
+)
 from fhir_server.storage.port import Match, SearchPage
 from fhir_server.storage.sqlite_merge import merged_rids, string_values
 from fhir_server.storage.sqlite_search import (
@@ -57,12 +65,14 @@ class SearchRunner:
                                     "code = ? AND system > ?", (pid, code, row[0])).fetchone()
         return found
 
-    def _where(self, query: Query, compiler: SqlCompiler) -> tuple[str, list[Any]]:
+    def _where(self, query: Query, compiler: SqlCompiler,
+               by_type: bool = False) -> tuple[str, list[Any]]:
         where, params = compiler.where(query.where, "r")
         if query.types:
             # with criteria, "+" keeps the planner from walking every resource of the type
-            # in the type index (it has no statistics to know better on a fresh database)
-            unary = "+" if query.where else ""
+            # in a type index (it has no statistics to know better on a fresh database),
+            # unless that walk is the plan (``by_type``: a _lastUpdated or _id sort)
+            unary = "+" if query.where and not by_type else ""
             where += f" AND {unary}r.type IN ({', '.join('?' * len(query.types))})"
             params += list(query.types)
         return "+r.deleted = 0 AND " + where, params
@@ -71,24 +81,24 @@ class SearchRunner:
         where, params = self._where(query, self.compiler)
         small = self._small_driver(query)
         if small is not None:  # its matches listed (an IN list is walked in rid order),
-            listed, head = self.compiler.node(small, "r")  # the rest checked for each
+            listed, head = self._listed(small, query.types)  # the rest checked for each
             where, params = self._where(
                 replace(query, where=tuple(n for n in query.where if n is not small)),
                 SqlCompiler(self.pid, self._systems))
-            where, params = f"{listed} AND {where}", [*head, *params]
+            where, params = f"r.rid IN ({listed}) AND {where}", [*head, *params]
         plan = query.cursor.values[0] if query.cursor and query.cursor.values else None
         if not query.sort:
             rows, has_next, has_previous = self._by_rid(query, where, params)
         elif plan == HERE or (plan is None and (not _indexed(query.sort[0]) or self._count(
-                where, params, SMALL + 1) <= SMALL)):
+                where, params, SMALL, query) <= SMALL)):
             rows, has_next, has_previous = self._sorted_here(query, where, params)
         else:  # the sort index drives: codes are checked per row, not listed
-            rows, has_next, has_previous = self._by_index(
-                query, *self._where(query, SqlCompiler(self.pid, self._systems)))
+            rows, has_next, has_previous = self._by_index(query, *self._where(
+                query, SqlCompiler(self.pid, self._systems),
+                by_type=query.sort[0].param in COLUMN_SORTS))
         total = None
         if query.total:
-            total = self._count_fast(query) if self._countable(query) else self._count(
-                where, params)
+            total = self._count(where, params, None, query)
         elif query.cursor is None and not has_next:
             total = len(rows)
         matches = self._load(rows)
@@ -97,11 +107,22 @@ class SearchRunner:
 
     # -- counting and loading ----------------------------------------------------------
 
-    def _count(self, where: str, params: list[Any], limit: int | None = None) -> int:
-        inner = f"SELECT 1 FROM resources r WHERE {where}"
-        if limit is not None:
-            inner += f" LIMIT {int(limit)}"
-        return self._count_rows(inner, params)
+    def _count(self, where: str, params: list[Any], bound: int | None = None,
+               query: Query | None = None) -> int:
+        """The number of matches, or more than ``bound`` when there are more. A query of
+        one plain index criterion is counted on that index alone (``_countable``)."""
+        limit = "" if bound is None else f" LIMIT {int(bound) + 1}"
+        if query is not None and self._countable(query):
+            node = query.where[0]
+            assert isinstance(node, IndexMatch)
+            value = self._one_token_value(node)
+            if value is not None:  # kept by the idx_token triggers: one lookup
+                row = self.conn.execute("SELECT n FROM token_counts WHERE pid = ? AND "
+                                        "code = ? AND system = ?", value).fetchone()
+                return int(row[0]) if row else 0
+            listed, values = self._listed(node)
+            return self._count_rows(f"SELECT DISTINCT rid FROM ({listed}){limit}", values)
+        return self._count_rows(f"SELECT 1 FROM resources r WHERE {where}{limit}", params)
 
     def _count_rows(self, select: str, params: list[Any]) -> int:
         return int(self.conn.execute(f"SELECT count(*) FROM ({select})", params).fetchone()[0])
@@ -116,19 +137,14 @@ class SearchRunner:
         return (isinstance(node, IndexMatch) and not node.negate
                 and not node.param.startswith("Resource."))
 
-    def _count_fast(self, query: Query) -> int:
-        node = query.where[0]
-        assert isinstance(node, IndexMatch)
-        value = self._one_token_value(node)
-        if value is not None:  # kept by the idx_token triggers: one lookup
-            row = self.conn.execute("SELECT n FROM token_counts WHERE pid = ? AND code = ? "
-                                    "AND system = ?", value).fetchone()
-            return int(row[0]) if row else 0
-        listed, params = self._listed(node)
-        return self._count_rows(f"SELECT DISTINCT rid FROM ({listed})", params)
-
-    def _listed(self, node: IndexMatch) -> tuple[str, list[Any]]:
-        """``SELECT rid`` of an index match's rows (a resource may appear more than once)."""
+    def _listed(self, node: IndexMatch | LastUpdated,
+                types: tuple[str, ...] = ()) -> tuple[str, list[Any]]:
+        """``SELECT rid`` of an index match's rows (a resource may appear more than once),
+        or of the resources of ``types`` last updated in a range (by their type index)."""
+        if isinstance(node, LastUpdated):
+            condition, params = self.compiler.conditions(node.any_of, lambda c: "last_updated")
+            return (f"SELECT rid FROM resources WHERE type IN ({', '.join('?' * len(types))}) "
+                    f"AND ({condition})", [*types, *params])
         table = node.table
         condition, params = self.compiler.conditions(node.any_of,
                                                      lambda c: identifier(table, c))
@@ -171,17 +187,21 @@ class SearchRunner:
             return None
         return value, replace(query, where=tuple(n for n in query.where if n is not tokens[0]))
 
-    def _small_driver(self, query: Query) -> IndexMatch | None:
-        """For a query with ``_has``: its index criterion with the fewest matches, when at
-        most SMALL (counted with a bound). Its matches are listed and walked in rid order;
-        the ``_has`` is checked per candidate, not listed: its source set (every urgent
-        referral, say) grows with the data, a birth year's patients much less."""
-        if not any(isinstance(n, Has) for n in query.where):
+    def _small_driver(self, query: Query) -> IndexMatch | LastUpdated | None:
+        """For a query with ``_has`` or ``_lastUpdated``: its criterion with the fewest
+        matches, when at most SMALL (counted with a bound). Its matches are listed and
+        walked in rid order; the rest is checked per candidate, not listed: a ``_has``
+        source set (every urgent referral, say) grows with the data, a birth year's
+        patients much less; ``_lastUpdated`` is otherwise checked on every resource in
+        turn, which a recent range (an incremental pull) leaves to the very end."""
+        updated = bool(query.types) and any(isinstance(n, LastUpdated) for n in query.where)
+        if not updated and not any(isinstance(n, Has) for n in query.where):
             return None
-        best: tuple[int, IndexMatch] | None = None
+        best: tuple[int, IndexMatch | LastUpdated] | None = None
         for node in query.where:
-            if isinstance(node, IndexMatch) and not node.negate:
-                listed, params = self._listed(node)
+            if (isinstance(node, IndexMatch) and not node.negate) \
+                    or (isinstance(node, LastUpdated) and updated):
+                listed, params = self._listed(node, query.types)
                 found = self._count_rows(f"{listed} LIMIT {SMALL + 1}", params)
                 if found <= SMALL and (best is None or found < best[0]):
                     best = (found, node)

@@ -275,3 +275,22 @@ def test_string_prefix_runs_merged_in_resource_order(client, query, wanted):
     expected = [f"n{i}" for i in range(90) if wanted(i)]
     forwards, backwards = walk(client, f"/Patient?{query}&_count=2")
     assert forwards == backwards == expected
+
+
+def test_recent_last_updated_lists_the_few_recent_resources(client):
+    """``_lastUpdated=ge…`` over the last few writes lists them by the type's update index
+    (an incremental pull); with other criteria and a sort the pages hold exactly them."""
+    stamps = {}
+    for i in range(40):
+        body = {"resourceType": "Patient", "id": f"u{i}", "gender": ("male", "female")[i % 2]}
+        stamps[f"u{i}"] = client.put(f"/Patient/u{i}", json=body).json()["meta"]["lastUpdated"]
+    since = stamps["u30"]
+    recent = [pid for pid, stamp in stamps.items() if stamp >= since]
+    assert walk(client, f"/Patient?_lastUpdated=ge{since}&_count=4")[0] == recent
+    female = [pid for pid in recent if int(pid[1:]) % 2]
+    assert walk(client, f"/Patient?_lastUpdated=ge{since}&gender=female&_count=2")[0] == female
+    newest_first = walk(client, f"/Patient?_lastUpdated=ge{since}&_sort=-_lastUpdated")[0]
+    assert sorted(newest_first) == sorted(recent)
+    assert [stamps[p] for p in newest_first] == sorted((stamps[p] for p in recent), reverse=True)
+    total = client.get(f"/Patient?_lastUpdated=ge{since}&_total=accurate&_count=1").json()
+    assert total["total"] == len(recent)

@@ -113,7 +113,8 @@ def test_an_older_database_is_reindexed_when_opened(settings):
     with db:  # the database as schema 4 left it
         db.execute("UPDATE idx_token SET system = '' WHERE system = ?", (GENDER,))
         db.executescript("DROP TRIGGER idx_token_added; DROP TRIGGER idx_token_removed; "
-                         "DROP TABLE token_counts; DELETE FROM schema_version "
+                         "DROP TABLE token_counts; DROP INDEX resources_by_type; "
+                         "DELETE FROM schema_version "
                          "WHERE version >= 5")
     db.close()
     with Client(build_app(settings)) as client:
