@@ -93,7 +93,9 @@ async def grow(settings: Settings, target: int, have: int, rng: random.Random,
     return have + count * 13
 
 
-def queries(rng: random.Random, sample: Sample) -> dict[str, Callable[[], str]]:
+def queries(rng: random.Random, sample: Sample,
+            since: str) -> dict[str, Callable[[], str]]:
+    """The mix, and after it queries outside the mix that once read the whole table."""
     def patient() -> tuple[str, str]:
         return rng.choice(sample.patients)
 
@@ -131,6 +133,13 @@ def queries(rng: random.Random, sample: Sample) -> dict[str, Callable[[], str]]:
         "_total=accurate: Observation?code=2823-3&_total=accurate": lambda: (
             f"Observation?code={rng.choice(['2823-3', '2951-2', '1751-7'])}"
             "&_total=accurate&_count=10"),
+        "(not in the mix) _id, 20 ids: Patient?_id=…": lambda: (
+            "Patient?_id=" + ",".join(rng.choice(sample.patients)[0] for _ in range(20))),
+        "(not in the mix) incremental pull: Observation?_lastUpdated=ge<the last 500>": lambda: (
+            f"Observation?_lastUpdated=ge{since}"),
+        "(not in the mix) newest first: Observation?code=…&_sort=-_lastUpdated": lambda: (
+            f"Observation?code={rng.choice(['2345-7', '2160-0'])}&_sort=-_lastUpdated"),
+        "(not in the mix) type only: Patient": lambda: "Patient",
     }
 
 
@@ -163,7 +172,9 @@ def measure(base: str, sample: Sample, repeat: int,
     results: dict[str, list[float]] = {}
     entries: dict[str, float] = {}
     with httpx.Client(timeout=60) as client:
-        for name, make in queries(rng, sample).items():
+        latest = client.get(f"{base}/Observation?_sort=-_lastUpdated&_count=500").json()
+        since = latest["entry"][-1]["resource"]["meta"]["lastUpdated"].replace("+", "%2B")
+        for name, make in queries(rng, sample, since).items():
             timed(client, f"{base}/{make()}")  # warm the caches this query uses
             runs = [timed(client, f"{base}/{make()}") for _ in range(repeat)]
             results[name] = [elapsed for elapsed, _ in runs]
