@@ -31,7 +31,7 @@ from fhir_server.storage.sqlite_merge import merged_rids, string_values
 from fhir_server.storage.sqlite_search import (
     SqlCompiler,
     identifier,
-    open_date_range,
+    per_resource,
     plain_code,
 )
 
@@ -177,9 +177,9 @@ class SearchRunner:
     def _token_driver(self, query: Query) -> tuple[list[Any], Query] | None:
         """(pid, code, system) of a token code whose index range can walk the matches in
         rid order, and the query without it; None unless it is the only criterion that
-        would be listed (the others being open date ranges, checked per resource)."""
+        would be listed (the others being checked per resource: ``per_resource``)."""
         tokens = [n for n in query.where if isinstance(n, IndexMatch) and n.table == "token"]
-        if len(tokens) != 1 or any(n is not tokens[0] and not open_date_range(n)
+        if len(tokens) != 1 or any(n is not tokens[0] and not per_resource(n)
                                    for n in query.where):
             return None
         value = self._one_token_value(tokens[0])
@@ -236,7 +236,7 @@ class SearchRunner:
             source = ("idx_token d CROSS JOIN resources r ON r.rid = d.rid AND d.pid = ? "
                       "AND d.code = ? AND d.system = ?")
             rid = "d.rid"
-            where, params = self._where(rest, self.compiler)
+            where, params = self._where(rest, SqlCompiler(self.pid, self._systems))
             params = [*head, *params]
         merge = self._string_merge(query) if driver is None else None
         if merge is not None:  # a prefix's few values: their rid-ordered runs merged

@@ -174,6 +174,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX resources_by_type ON resources (type);
     """,
+    # 8: quantities by resource, so a unitless range (value-quantity=gt7) can be checked
+    # for the matches of another criterion instead of reading every quantity
+    """
+    CREATE INDEX idx_quantity_rid ON idx_quantity (rid, pid);
+    """,
 )
 
 

@@ -46,6 +46,20 @@ def open_date_range(node: Node) -> bool:
                     & {"<=", "<"}) for conjunction in node.any_of)
 
 
+def unitless_quantity(node: Node) -> bool:
+    """A quantity match without a unit code: ``(pid, code, value)`` cannot range over its
+    values, so listing it reads every quantity of the parameter."""
+    return (isinstance(node, IndexMatch) and node.table == "quantity" and not node.negate
+            and any(not any(c.column == "code" and c.op == "=" for c in conjunction)
+                    for conjunction in node.any_of))
+
+
+def per_resource(node: Node) -> bool:
+    """A criterion better checked for the resources others find than listed (``EXISTS``
+    by rid, through the table's rid index): open date ranges, unitless quantities."""
+    return open_date_range(node) or unitless_quantity(node)
+
+
 def plain_code(conjunction: Conjunction) -> tuple[str, str | None] | None:
     """(code, system or None) of a token alternative that is a code equality, with or
     without a system equality; None for anything else."""
@@ -81,10 +95,12 @@ class SqlCompiler:
         return f"t{self._aliases}"
 
     def where(self, nodes: tuple[Node, ...], alias: str) -> Sql:
-        """``AND`` of the nodes on resource alias ``alias`` ("1" when empty)."""
+        """``AND`` of the nodes on resource alias ``alias`` ("1" when empty). Criteria
+        better checked per resource are, when another criterion (or a walk, with
+        ``systems``) finds the candidates."""
         parts, params = [], []
         for node in nodes:
-            if len(nodes) > 1 and open_date_range(node):
+            if (len(nodes) > 1 or self.systems is not None) and per_resource(node):
                 sql, values = self._probe(node, alias)  # type: ignore[arg-type]
             else:
                 sql, values = self.node(node, alias)

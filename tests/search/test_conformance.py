@@ -136,6 +136,9 @@ CASES = [
     ("Observation?component-code-value-quantity=http://loinc.org|8462-4$gt140", []),
     ("Observation?combo-code-value-quantity=8480-6$gt140,2345-7$gt7", ["o1", "o4", "o5"]),
     ("Observation?value-string=tal", ["o6"]),
+    ("Observation?code=2345-7&value-quantity=gt6", ["o1", "o4"]),  # checked per match
+    ("Observation?code=2345-7&value-quantity=le6&status=final", ["o2"]),
+    ("Observation?code=2345-7&value-quantity=gt6|http://unitsofmeasure.org|mmol/L", ["o1"]),
     # chains and reverse chains
     ("Observation?subject:Patient.name=张三", ["o1", "o3"]),
     ("Observation?subject.gender=female", ["o2", "o4", "o5"]),

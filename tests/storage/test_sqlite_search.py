@@ -82,3 +82,16 @@ def test_ids_are_looked_up_by_type_and_id():
     assert params == ["Patient", "a", "b"]
     sql, _ = compiler().where((IdMatch(("a",), negate=True, types=("Patient",)),), "r")
     assert sql.startswith("r.rid NOT IN (SELECT rid FROM resources WHERE type IN")
+
+
+def test_unitless_quantity_is_probed_when_another_criterion_drives():
+    """``value-quantity=gt7`` cannot range over the (pid, code, value) index: with a code
+    beside it, it is checked per resource; with a unit code it is listed."""
+    unitless = IndexMatch("quantity", "Observation.value-quantity", (
+        (Cmp("system", "!=", "canonical"), Cmp("value", ">", 7)),))
+    sql, _ = compiler().where((CODE, unitless), "r")
+    assert 'EXISTS (SELECT 1 FROM "idx_quantity" WHERE rid = r.rid' in sql
+    with_unit = IndexMatch("quantity", "Observation.value-quantity", (
+        (Cmp("code", "=", "mmol/L"), Cmp("value", ">", 7)),))
+    sql, _ = compiler().where((CODE, with_unit), "r")
+    assert 'r.rid IN (SELECT rid FROM "idx_quantity"' in sql
