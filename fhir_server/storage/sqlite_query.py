@@ -30,7 +30,6 @@ from fhir_server.storage.port import Match, SearchPage
 from fhir_server.storage.sqlite_merge import merged_rids, string_values
 from fhir_server.storage.sqlite_search import (
     SqlCompiler,
-    identifier,
     per_resource,
     plain_code,
 )
@@ -141,15 +140,11 @@ class SearchRunner:
                 types: tuple[str, ...] = ()) -> tuple[str, list[Any]]:
         """``SELECT rid`` of an index match's rows (a resource may appear more than once),
         or of the resources of ``types`` last updated in a range (by their type index)."""
-        if isinstance(node, LastUpdated):
-            condition, params = self.compiler.conditions(node.any_of, lambda c: "last_updated")
-            return (f"SELECT rid FROM resources WHERE type IN ({', '.join('?' * len(types))}) "
-                    f"AND ({condition})", [*types, *params])
-        table = node.table
-        condition, params = self.compiler.conditions(node.any_of,
-                                                     lambda c: identifier(table, c))
-        return (f"SELECT rid FROM {identifier(table)} WHERE pid = ? AND ({condition})",
-                [self.pid(node.param), *params])
+        if isinstance(node, IndexMatch):
+            return self.compiler.listed(node)
+        condition, params = self.compiler.conditions(node.any_of, lambda c: "last_updated")
+        return (f"SELECT rid FROM resources WHERE type IN ({', '.join('?' * len(types))}) "
+                f"AND ({condition})", [*types, *params])
 
     def _load(self, rows: list[tuple[int, tuple[Any, ...]]]) -> list[Match]:
         if not rows:

@@ -201,15 +201,18 @@ class SqlCompiler:
             params += [pid, code, *systems]
         return "(" + " OR ".join(checks) + ")", params
 
+    def listed(self, node: IndexMatch) -> Sql:
+        """``SELECT rid`` of an index match's rows (a resource may appear more than once)."""
+        condition, params = self.conditions(node.any_of, lambda c: identifier(node.table, c))
+        return (f"SELECT rid FROM {identifier(node.table)} WHERE pid = ? AND ({condition})",
+                [self.pid(node.param), *params])
+
     def _index_match(self, node: IndexMatch, alias: str) -> Sql:
         probe = self._token_probe(node, alias)
         if probe is not None:
             return probe
-        table = identifier(node.table)
-        condition, params = self.conditions(node.any_of, lambda c: identifier(node.table, c))
-        operator = "NOT IN" if node.negate else "IN"
-        return (f"{alias}.rid {operator} (SELECT rid FROM {table} WHERE pid = ? "
-                f"AND ({condition}))", [self.pid(node.param), *params])
+        listed, params = self.listed(node)
+        return f"{alias}.rid {'NOT IN' if node.negate else 'IN'} ({listed})", params
 
     def conditions(self, any_of: tuple[Conjunction, ...],
                 column: Callable[[str], str]) -> Sql:
