@@ -49,10 +49,16 @@ class SearchRunner:
         self.conn = conn
         self.pid = pid
         self.compiler = SqlCompiler(pid)
+        self._known_systems: dict[tuple[int, str], list[str] | None] = {}
 
     def _systems(self, pid: int, code: str) -> list[str] | None:
-        """The code systems stored with a token code (a few index seeks), or None when
-        there are more than MAX_SYSTEMS."""
+        """The code systems stored with a token code (a few index seeks, once per search),
+        or None when there are more than MAX_SYSTEMS."""
+        if (pid, code) not in self._known_systems:
+            self._known_systems[(pid, code)] = self._find_systems(pid, code)
+        return self._known_systems[(pid, code)]
+
+    def _find_systems(self, pid: int, code: str) -> list[str] | None:
         found: list[str] = []
         row = self.conn.execute("SELECT min(system) FROM idx_token WHERE pid = ? AND code = ?",
                                 (pid, code)).fetchone()
