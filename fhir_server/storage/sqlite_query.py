@@ -27,7 +27,7 @@ from fhir_server.search.plan import (
     SortKey,
 )
 from fhir_server.storage.port import Match, SearchPage
-from fhir_server.storage.sqlite_merge import merged_rids, string_values
+from fhir_server.storage.sqlite_merge import Run, head_runs, merged_rids, value_runs
 from fhir_server.storage.sqlite_search import (
     SqlCompiler,
     per_resource,
@@ -208,23 +208,27 @@ class SearchRunner:
                     best = (found, node)
         return None if best is None else best[1]
 
-    def _string_merge(self, query: Query) -> tuple[int, list[tuple[str, str]]] | None:
-        """(pid, values) when the query is one string match of one type whose few values
-        can be merged in rid order (``sqlite_merge``), and has more matches than a page per
-        value (counted with that bound): fewer are cheaper listed."""
+    def _string_merge(self, query: Query) -> list[Run] | None:
+        """The rid-ordered runs (``sqlite_merge``) to merge when the query is one string
+        prefix of one type: a one-character prefix's run, or a run per value when it covers
+        few values and has more matches than a page per value (counted with that bound):
+        fewer are cheaper listed."""
         if len(query.types) != 1 or len(query.where) != 1 \
                 or not isinstance(query.where[0], IndexMatch):
             return None
         node = query.where[0]
         pid = self.pid(node.param)
-        values = string_values(self.conn, pid, node)
-        if values is None:
+        runs = head_runs(pid, node)
+        if runs is not None:
+            return runs
+        runs = value_runs(self.conn, pid, node)
+        if runs is None:
             return None
-        budget = len(values) * (query.count + 1)
+        budget = len(runs) * (query.count + 1)
         listed, params = self._listed(node)
         if self._count_rows(f"{listed} LIMIT {budget + 1}", params) <= budget:
             return None
-        return pid, values
+        return runs
 
     def _by_rid(self, query: Query, where: str,
                 params: list[Any]) -> tuple[list[tuple[int, tuple[Any, ...]]], bool, bool]:
@@ -239,9 +243,9 @@ class SearchRunner:
             rid = "d.rid"
             where, params = self._where(rest, SqlCompiler(self.pid, self._systems))
             params = [*head, *params]
-        merge = self._string_merge(query) if driver is None else None
-        if merge is not None:  # a prefix's few values: their rid-ordered runs merged
-            rids = merged_rids(self.conn, *merge, cursor.rid if cursor else None, backwards,
+        runs = self._string_merge(query) if driver is None else None
+        if runs is not None:  # a string prefix's rid-ordered runs, merged
+            rids = merged_rids(self.conn, runs, cursor.rid if cursor else None, backwards,
                                query.count + 1)
         else:
             condition = ""

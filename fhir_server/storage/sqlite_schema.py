@@ -179,6 +179,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX idx_quantity_rid ON idx_quantity (rid, pid);
     """,
+    # 9: string rows by first character, in rid order, so a one-character prefix
+    # (Patient?name=王) walks its page instead of listing every match
+    """
+    CREATE INDEX idx_string_head ON idx_string (pid, substr(norm, 1, 1), rid);
+    """,
 )
 
 

@@ -114,7 +114,7 @@ def test_an_older_database_is_reindexed_when_opened(settings):
         db.execute("UPDATE idx_token SET system = '' WHERE system = ?", (GENDER,))
         db.executescript("DROP TRIGGER idx_token_added; DROP TRIGGER idx_token_removed; "
                          "DROP TABLE token_counts; DROP INDEX resources_by_type; "
-                         "DROP INDEX idx_quantity_rid; "
+                         "DROP INDEX idx_quantity_rid; DROP INDEX idx_string_head; "
                          "DELETE FROM schema_version "
                          "WHERE version >= 5")
     db.close()
