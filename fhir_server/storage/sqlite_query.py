@@ -18,11 +18,14 @@ from dataclasses import replace
 from typing import Any
 
 from fhir_server.search.plan import (
+    Chain,
     Cursor,
     Has,
+    IdMatch,
     Include,
     IndexMatch,
     LastUpdated,
+    Node,
     Query,
     SortKey,
 )
@@ -121,13 +124,17 @@ class SearchRunner:
             node = query.where[0]
             assert isinstance(node, IndexMatch)
             value = self._one_token_value(node)
-            if value is not None:  # kept by the idx_token triggers: one lookup
-                row = self.conn.execute("SELECT n FROM token_counts WHERE pid = ? AND "
-                                        "code = ? AND system = ?", value).fetchone()
-                return int(row[0]) if row else 0
+            if value is not None:
+                return self._token_count(value)
             listed, values = self._listed(node)
             return self._count_rows(f"SELECT DISTINCT rid FROM ({listed}){limit}", values)
         return self._count_rows(f"SELECT 1 FROM resources r WHERE {where}{limit}", params)
+
+    def _token_count(self, value: list[Any]) -> int:
+        """Resources with a (pid, code, system): kept by the idx_token triggers."""
+        row = self.conn.execute("SELECT n FROM token_counts WHERE pid = ? AND code = ? "
+                                "AND system = ?", value).fetchone()
+        return int(row[0]) if row else 0
 
     def _count_rows(self, select: str, params: list[Any]) -> int:
         return int(self.conn.execute(f"SELECT count(*) FROM ({select})", params).fetchone()[0])
@@ -142,15 +149,19 @@ class SearchRunner:
         return (isinstance(node, IndexMatch) and not node.negate
                 and not node.param.startswith("Resource."))
 
-    def _listed(self, node: IndexMatch | LastUpdated,
-                types: tuple[str, ...] = ()) -> tuple[str, list[Any]]:
+    def _listed(self, node: Node, types: tuple[str, ...] = ()) -> tuple[str, list[Any]]:
         """``SELECT rid`` of an index match's rows (a resource may appear more than once),
-        or of the resources of ``types`` last updated in a range (by their type index)."""
+        of the resources of ``types`` last updated in a range (by their type index), or of
+        the resources another criterion (``_listable``) selects."""
         if isinstance(node, IndexMatch):
             return self.compiler.listed(node)
-        condition, params = self.compiler.conditions(node.any_of, lambda c: "last_updated")
-        return (f"SELECT rid FROM resources WHERE type IN ({', '.join('?' * len(types))}) "
-                f"AND ({condition})", [*types, *params])
+        if isinstance(node, LastUpdated):
+            condition, params = self.compiler.conditions(node.any_of,
+                                                         lambda c: "last_updated")
+            return (f"SELECT rid FROM resources WHERE type IN "
+                    f"({', '.join('?' * len(types))}) AND ({condition})", [*types, *params])
+        condition, params = self.compiler.node(node, "r")
+        return f"SELECT r.rid FROM resources r WHERE {condition}", params
 
     def _load(self, rows: list[tuple[int, tuple[Any, ...]]]) -> list[Match]:
         if not rows:
@@ -188,25 +199,34 @@ class SearchRunner:
             return None
         return value, replace(query, where=tuple(n for n in query.where if n is not tokens[0]))
 
-    def _small_driver(self, query: Query) -> IndexMatch | LastUpdated | None:
-        """For a query with ``_has`` or ``_lastUpdated``: its criterion with the fewest
-        matches, when at most SMALL (counted with a bound). Its matches are listed and
-        walked in rid order; the rest is checked per candidate, not listed: a ``_has``
-        source set (every urgent referral, say) grows with the data, a birth year's
-        patients much less; ``_lastUpdated`` is otherwise checked on every resource in
+    def _small_driver(self, query: Query) -> Node | None:
+        """For a query with ``_has``, ``_lastUpdated`` or several listed criteria: the
+        listed criterion with the fewest matches, when at most SMALL (``_bounded_count``).
+        Its matches are listed and walked in rid order; the rest is checked per candidate,
+        not listed: a ``_has`` source set (every urgent referral, say) or a code's
+        observations grow with the data, a birth year's patients or one patient's
+        observations much less; ``_lastUpdated`` is otherwise checked on every resource in
         turn, which a recent range (an incremental pull) leaves to the very end."""
         updated = bool(query.types) and any(isinstance(n, LastUpdated) for n in query.where)
-        if not updated and not any(isinstance(n, Has) for n in query.where):
+        candidates = [n for n in query.where if _listable(n, updated)]
+        if len(candidates) < 2 and not updated \
+                and not any(isinstance(n, Has) for n in query.where):
             return None
-        best: tuple[int, IndexMatch | LastUpdated] | None = None
-        for node in query.where:
-            if (isinstance(node, IndexMatch) and not node.negate) \
-                    or (isinstance(node, LastUpdated) and updated):
-                listed, params = self._listed(node, query.types)
-                found = self._count_rows(f"{listed} LIMIT {SMALL + 1}", params)
-                if found <= SMALL and (best is None or found < best[0]):
-                    best = (found, node)
+        best: tuple[int, Node] | None = None
+        for node in candidates:
+            found = self._bounded_count(node, query.types)
+            if found <= SMALL and (best is None or found < best[0]):
+                best = (found, node)
         return None if best is None else best[1]
+
+    def _bounded_count(self, node: Node, types: tuple[str, ...]) -> int:
+        """The matches of one criterion, or more than SMALL: a code of one system is looked
+        up in ``token_counts``, others are counted with that bound."""
+        value = self._one_token_value(node) if isinstance(node, IndexMatch) else None
+        if value is not None:
+            return self._token_count(value)
+        listed, params = self._listed(node, types)
+        return self._count_rows(f"{listed} LIMIT {SMALL + 1}", params)
 
     def _string_merge(self, query: Query) -> list[Run] | None:
         """The rid-ordered runs (``sqlite_merge``) to merge when the query is one string
@@ -434,6 +454,17 @@ class SearchRunner:
             rows = self.conn.execute(f"{CONTENT} WHERE r.deleted = 0 AND ({condition})",
                                      [v for pair in targets for v in pair])
         return [Match(row[1], row[2], row[3], Cursor((), row[0])) for row in rows]
+
+
+def _listable(node: Node, updated: bool) -> bool:
+    """A criterion whose matches can be listed without reading every resource: a plain
+    index match (not one better checked per resource), ids by type, a chain, or (with
+    ``updated``: a type is given) a ``_lastUpdated`` range."""
+    if isinstance(node, IndexMatch):
+        return not node.negate and not per_resource(node)
+    if isinstance(node, IdMatch):
+        return bool(node.types) and not node.negate
+    return isinstance(node, Chain) or (isinstance(node, LastUpdated) and updated)
 
 
 def _indexed(key: SortKey) -> bool:

@@ -27,6 +27,7 @@ from fhir_server.search.plan import (
 MAX_TEXT = "\U0010ffff"  # sorts after every other character: the end of a prefix range
 SQL_OPS = {"=": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 Sql = tuple[str, list[Any]]
+RID_INDEXED = ("date", "quantity", "reference")  # index tables with a (rid, pid) index
 
 
 def identifier(table: str, column: str | None = None) -> str:
@@ -60,6 +61,12 @@ def per_resource(node: Node) -> bool:
     return open_date_range(node) or unitless_quantity(node)
 
 
+def checkable(node: Node) -> bool:
+    """An index match its table's rid index can check for one resource (``EXISTS`` by
+    rid): dates, quantities, references."""
+    return isinstance(node, IndexMatch) and node.table in RID_INDEXED and not node.negate
+
+
 def plain_code(conjunction: Conjunction) -> tuple[str, str | None] | None:
     """(code, system or None) of a token alternative that is a code equality, with or
     without a system equality; None for anything else."""
@@ -79,10 +86,11 @@ class SqlCompiler:
     """Compiles plan nodes; ``pid`` maps an index key to its integer id (-1 if unknown).
 
     With ``systems`` (the code systems a token code is stored with, or None when there are
-    too many), token codes compile to per-resource checks by primary key, and ``_has`` to a
-    check of the resource's referrers, instead of listed matches: for a walk driven by
-    something else (an index-driven sort, a small criterion), listing every match would
-    materialise all of them for every page."""
+    too many), token codes compile to per-resource checks by primary key, dates,
+    quantities and references to checks through their rid index (``checkable``), and
+    ``_has`` to a check of the resource's referrers, instead of listed matches: for a walk
+    driven by something else (an index-driven sort, a small criterion, the type), listing
+    every match would materialise all of them for every page."""
 
     def __init__(self, pid: Callable[[str], int],
                  systems: Callable[[int, str], list[str] | None] | None = None) -> None:
@@ -100,7 +108,8 @@ class SqlCompiler:
         ``systems``) finds the candidates."""
         parts, params = [], []
         for node in nodes:
-            if (len(nodes) > 1 or self.systems is not None) and per_resource(node):
+            if (len(nodes) > 1 and per_resource(node)) \
+                    or (self.systems is not None and checkable(node)):
                 sql, values = self._probe(node, alias)  # type: ignore[arg-type]
             else:
                 sql, values = self.node(node, alias)

@@ -277,6 +277,37 @@ def test_string_prefix_runs_merged_in_resource_order(client, query, wanted):
     assert forwards == backwards == expected
 
 
+@pytest.mark.parametrize(("query", "wanted"), [
+    ("code=2345-7&subject=Patient/k1", lambda i: i % 3 == 1 and i % 2 == 0),
+    ("code=2345-7&subject=Patient/k1&date=2025-03", lambda i: i % 3 == 1 and i % 4 == 0),
+    ("subject=Patient/k1&value-quantity=gt5", lambda i: i % 3 == 1 and i % 10 > 5),
+    ("code=2345-7&subject:Patient.name=k1&date=ge2025-03-01",
+     lambda i: i % 3 == 1 and i % 2 == 0 and i % 4 == 0),
+])
+def test_a_small_criterion_drives_and_the_others_are_checked(client, query, wanted):
+    """One patient's observations drive; the code, dates, quantities and references are
+    checked for each of them (by primary key or rid index): pages forwards and back hold
+    exactly the matches, in order, and the total counts them."""
+    for k in range(3):
+        client.put(f"/Patient/k{k}", json={"resourceType": "Patient", "id": f"k{k}",
+                                           "name": [{"family": f"k{k}"}]})
+    entries = [{"resource": {
+        "resourceType": "Observation", "id": f"o{i}", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org",
+                             "code": ("2345-7", "2160-0")[i % 2]}]},
+        "subject": {"reference": f"Patient/k{i % 3}"},
+        "effectiveDateTime": ("2025-03-05", "2025-02-05")[i % 4 != 0],
+        "valueQuantity": {"value": i % 10, "unit": "mmol/L"}},
+        "request": {"method": "PUT", "url": f"Observation/o{i}"}} for i in range(60)]
+    assert client.post("", json={"resourceType": "Bundle", "type": "batch",
+                                 "entry": entries}).status_code == 200
+    expected = [f"o{i}" for i in range(60) if wanted(i)]
+    forwards, backwards = walk(client, f"/Observation?{query}&_count=2")
+    assert forwards == backwards == expected
+    total = client.get(f"/Observation?{query}&_total=accurate&_count=1").json()["total"]
+    assert total == len(expected)
+
+
 def test_recent_last_updated_lists_the_few_recent_resources(client):
     """``_lastUpdated=ge…`` over the last few writes lists them by the type's update index
     (an incremental pull); with other criteria and a sort the pages hold exactly them."""

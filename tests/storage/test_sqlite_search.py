@@ -75,6 +75,21 @@ def test_has_checked_per_resource_reads_source_rows_only_when_needed():
     assert params == ["Patient", "Observation", 3, "Patient", "o1"]
 
 
+def test_a_driven_walk_checks_dates_quantities_and_references_by_rid():
+    """With something else driving (``systems`` given), index matches with a rid index
+    are checked per resource; a string match, which has none, is listed."""
+    probing = SqlCompiler(lambda key: PIDS.get(key, -1), lambda pid, code: None)
+    subject = IndexMatch("reference", "Observation.subject",
+                         ((Cmp("target_type", "=", "Patient"), Cmp("target_id", "=", "k1")),))
+    closed = IndexMatch("date", "Observation.date", ((Cmp("low", ">=", 1), Cmp("high", "<=", 9)),))
+    name = IndexMatch("string", "Patient.name", ((Cmp("norm", "prefix", "张"),),))
+    sql, params = probing.where((subject, closed, name), "r")
+    assert 'EXISTS (SELECT 1 FROM "idx_reference" WHERE rid = r.rid AND pid = ?' in sql
+    assert 'EXISTS (SELECT 1 FROM "idx_date" WHERE rid = r.rid AND pid = ?' in sql
+    assert 'r.rid IN (SELECT rid FROM "idx_string"' in sql
+    assert params == [3, "Patient", "k1", 2, 1, 9, 4, "张", "张\U0010ffff"]
+
+
 def test_ids_are_looked_up_by_type_and_id():
     """``_id`` reads the (type, id) index instead of checking every resource's id."""
     sql, params = compiler().where((IdMatch(("a", "b"), types=("Patient",)),), "r")
