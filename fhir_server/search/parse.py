@@ -33,7 +33,7 @@ from fhir_server.search.values import DateRange, non_negative, split_raw
 
 TOTALS = ("none", "estimate", "accurate")
 MAX_CHAIN = 4
-SORT_TABLES = {"date": "sort", "number": "sort", "quantity": "sort"}  # others: their table
+SORT_TABLES = {"date": "sort", "number": "sort", "quantity": "sort", "string": "sort"}
 
 
 @dataclass

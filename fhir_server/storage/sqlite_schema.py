@@ -184,6 +184,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX idx_string_head ON idx_string (pid, substr(norm, 1, 1), rid);
     """,
+    # 10: strings have sort rows (their lowest normalised form), so _sort=name walks the
+    # sort index instead of ordering every patient
+    """
+    INSERT OR REPLACE INTO settings SELECT 'reindex', 'pending'
+        WHERE EXISTS (SELECT 1 FROM resources);
+    """,
 )
 
 

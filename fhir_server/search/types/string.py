@@ -2,8 +2,9 @@
 
 Index: each name part, address part or string, normalised (``search/normalize.py``) and
 exact; a HumanName also as family + given run together (``张三``). Parameters with the
-alliance ``pinyin`` normaliser index full pinyin and initials instead. Query: starts-with by
-default, ``:exact``, ``:contains``.
+alliance ``pinyin`` normaliser index full pinyin and initials instead. The lowest form is the
+resource's sort value (``_sort=name``). Query: starts-with by default, ``:exact``,
+``:contains``.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class StringType:
                               else (normalize(text),))]
         for form, text in forms:
             yield "string", param.key, (form, text)
+        if forms:
+            yield "sort", param.key, (min(form for form, _ in forms),)
 
     def compile(self, param: SearchParam, modifier: str | None, values: list[str],
                 context: Context) -> Node:
