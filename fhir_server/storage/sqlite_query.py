@@ -94,6 +94,9 @@ class SearchRunner:
                 replace(query, where=tuple(n for n in query.where if n is not small)),
                 SqlCompiler(self.pid, self._systems))
             where, params = f"r.rid IN ({listed}) AND {where}", [*head, *params]
+        elif self._walks_type(query):  # each resource of the type in turn, checked
+            where, params = self._where(query, SqlCompiler(self.pid, self._systems),
+                                        by_type=True)
         plan = query.cursor.values[0] if query.cursor and query.cursor.values else None
         if not query.sort:
             rows, has_next, has_previous = self._by_rid(query, where, params)
@@ -218,6 +221,16 @@ class SearchRunner:
             if found <= SMALL and (best is None or found < best[0]):
                 best = (found, node)
         return None if best is None else best[1]
+
+    def _walks_type(self, query: Query) -> bool:
+        """Every criterion is one better checked per resource (``value-quantity=gt5.5``,
+        ``date=ge2025``) and the first matches more than SMALL: walking the type in rid
+        order finds a page after about page × type / SMALL resources, where listing reads
+        every match (and, with fewer matches, lists them)."""
+        if len(query.types) != 1 or not query.where \
+                or not all(per_resource(n) for n in query.where):
+            return False
+        return self._bounded_count(query.where[0], query.types) > SMALL
 
     def _bounded_count(self, node: Node, types: tuple[str, ...]) -> int:
         """The matches of one criterion, or more than SMALL: a code of one system is looked

@@ -312,6 +312,28 @@ def test_a_small_criterion_drives_and_the_others_are_checked(client, query, want
     assert total == len(expected)
 
 
+@pytest.mark.parametrize(("query", "wanted"), [
+    ("value-quantity=gt0", lambda i: i % 10 > 0),
+    ("date=ge2025-02-01", lambda i: True),
+    ("date=ge2025-02-01&value-quantity=lt2", lambda i: i % 10 < 2),
+    ("date=ge2025-03-01&value-quantity=lt2", lambda i: i % 4 == 0 and i % 10 < 2),
+])
+def test_open_ranges_alone_walk_the_type(client, query, wanted):
+    """Only criteria checked per resource, with more than SMALL matches: the type's
+    resources are walked in rid order and checked; pages forwards and back hold exactly
+    the matches, in order."""
+    entries = [{"resource": {
+        "resourceType": "Observation", "id": f"w{i}", "status": "final",
+        "code": {"text": "x"}, "effectiveDateTime": ("2025-03-05", "2025-02-05")[i % 4 != 0],
+        "valueQuantity": {"value": i % 10}},
+        "request": {"method": "PUT", "url": f"Observation/w{i}"}} for i in range(2400)]
+    assert client.post("", json={"resourceType": "Bundle", "type": "batch",
+                                 "entry": entries}).status_code == 200
+    expected = [f"w{i}" for i in range(2400) if wanted(i)]
+    forwards, backwards = walk(client, f"/Observation?{query}&_count=300")
+    assert forwards == backwards == expected
+
+
 def test_recent_last_updated_lists_the_few_recent_resources(client):
     """``_lastUpdated=ge…`` over the last few writes lists them by the type's update index
     (an incremental pull); with other criteria and a sort the pages hold exactly them."""
