@@ -140,6 +140,16 @@ def queries(rng: random.Random, sample: Sample,
         "(not in the mix) newest first: Observation?code=…&_sort=-_lastUpdated": lambda: (
             f"Observation?code={rng.choice(['2345-7', '2160-0'])}&_sort=-_lastUpdated"),
         "(not in the mix) type only: Patient": lambda: "Patient",
+        "(not in the mix) one patient's results: Observation?code=…&subject=…": lambda: (
+            f"Observation?code={rng.choice(['2345-7', '2160-0'])}"
+            f"&subject=Patient/{patient()[0]}"),
+        "(not in the mix) by name: Patient?_sort=name": lambda: (
+            f"Patient?_sort={rng.choice(['name', '-name'])}"),
+        "(not in the mix) lone quantity: Observation?value-quantity=gt5.5": lambda: (
+            f"Observation?value-quantity=gt{rng.choice(['5.5', '4', '7'])}"),
+        "(not in the mix) _has, a page of one: …&_count=1": lambda: (
+            f"Patient?_has:ServiceRequest:subject:priority=stat"
+            f"&birthdate={rng.randint(1940, 2005)}&_count=1"),
     }
 
 

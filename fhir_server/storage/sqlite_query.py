@@ -94,12 +94,14 @@ class SearchRunner:
                 replace(query, where=tuple(n for n in query.where if n is not small)),
                 SqlCompiler(self.pid, self._systems))
             where, params = f"r.rid IN ({listed}) AND {where}", [*head, *params]
-        elif self._walks_type(query):  # each resource of the type in turn, checked
+        walks_type = small is None and self._walks_type(query)
+        if walks_type:  # each resource of the type in turn, checked
             where, params = self._where(query, SqlCompiler(self.pid, self._systems),
                                         by_type=True)
         plan = query.cursor.values[0] if query.cursor and query.cursor.values else None
         if not query.sort:
-            rows, has_next, has_previous = self._by_rid(query, where, params)
+            rows, has_next, has_previous = self._by_rid(query, where, params,
+                                                        small is not None or walks_type)
         elif plan == HERE or (plan is None and (not _indexed(query.sort[0]) or self._count(
                 where, params, SMALL, query) <= SMALL)):
             rows, has_next, has_previous = self._sorted_here(query, where, params)
@@ -190,17 +192,22 @@ class SearchRunner:
     # -- resource order ----------------------------------------------------------------
 
     def _token_driver(self, query: Query) -> tuple[list[Any], Query] | None:
-        """(pid, code, system) of a token code whose index range can walk the matches in
-        rid order, and the query without it; None unless it is the only criterion that
-        would be listed (the others being checked per resource: ``per_resource``)."""
-        tokens = [n for n in query.where if isinstance(n, IndexMatch) and n.table == "token"]
-        if len(tokens) != 1 or any(n is not tokens[0] and not per_resource(n)
-                                   for n in query.where):
+        """(pid, code, system) of the token code (one code of one system) with the fewest
+        matches, whose index range walks its matches in rid order, and the query without
+        it, to check for each; None when no criterion is such a code. Used when nothing
+        smaller drives: listing every match of two large criteria grows with the data,
+        the walk stops at the page."""
+        best: tuple[int, list[Any], Node] | None = None
+        for node in query.where:
+            value = self._one_token_value(node) if isinstance(node, IndexMatch) else None
+            if value is not None:
+                found = self._token_count(value) if len(query.where) > 1 else 0
+                if best is None or found < best[0]:
+                    best = (found, value, node)
+        if best is None:
             return None
-        value = self._one_token_value(tokens[0])
-        if value is None:
-            return None
-        return value, replace(query, where=tuple(n for n in query.where if n is not tokens[0]))
+        _, value, chosen = best
+        return value, replace(query, where=tuple(n for n in query.where if n is not chosen))
 
     def _small_driver(self, query: Query) -> Node | None:
         """For a query with ``_has``, ``_lastUpdated`` or several listed criteria: the
@@ -263,12 +270,14 @@ class SearchRunner:
             return None
         return runs
 
-    def _by_rid(self, query: Query, where: str,
-                params: list[Any]) -> tuple[list[tuple[int, tuple[Any, ...]]], bool, bool]:
+    def _by_rid(self, query: Query, where: str, params: list[Any],
+                driven: bool) -> tuple[list[tuple[int, tuple[Any, ...]]], bool, bool]:
+        """A page in resource order; unless something already drives (``driven``), a
+        token code walks its index range or a string prefix merges its runs."""
         cursor = query.cursor
         backwards = bool(cursor and cursor.backwards)
         source, rid = "resources r", "r.rid"
-        driver = self._token_driver(query)
+        driver = None if driven else self._token_driver(query)
         if driver is not None:  # walk the code's index range (already in rid order) and
             head, rest = driver  # stop at the page, instead of listing every match first
             source = ("idx_token d CROSS JOIN resources r ON r.rid = d.rid AND d.pid = ? "
@@ -276,7 +285,7 @@ class SearchRunner:
             rid = "d.rid"
             where, params = self._where(rest, SqlCompiler(self.pid, self._systems))
             params = [*head, *params]
-        runs = self._string_merge(query) if driver is None else None
+        runs = None if driven or driver is not None else self._string_merge(query)
         if runs is not None:  # a string prefix's rid-ordered runs, merged
             rids = merged_rids(self.conn, runs, cursor.rid if cursor else None, backwards,
                                query.count + 1)

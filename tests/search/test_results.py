@@ -317,14 +317,18 @@ def test_a_small_criterion_drives_and_the_others_are_checked(client, query, want
     ("date=ge2025-02-01", lambda i: True),
     ("date=ge2025-02-01&value-quantity=lt2", lambda i: i % 10 < 2),
     ("date=ge2025-03-01&value-quantity=lt2", lambda i: i % 4 == 0 and i % 10 < 2),
+    ("code=2345-7&date=2025", lambda i: i % 8 != 0),
+    ("code=2345-7&date=2025-03&status=final,amended", lambda i: i % 8 != 0 and i % 4 == 0),
 ])
-def test_open_ranges_alone_walk_the_type(client, query, wanted):
-    """Only criteria checked per resource, with more than SMALL matches: the type's
-    resources are walked in rid order and checked; pages forwards and back hold exactly
-    the matches, in order."""
+def test_large_criteria_walk_in_resource_order(client, query, wanted):
+    """More than SMALL matches for every criterion: open ranges alone walk the type, a
+    code its index range, each resource checked for the rest; pages forwards and back
+    hold exactly the matches, in order."""
     entries = [{"resource": {
         "resourceType": "Observation", "id": f"w{i}", "status": "final",
-        "code": {"text": "x"}, "effectiveDateTime": ("2025-03-05", "2025-02-05")[i % 4 != 0],
+        "code": {"coding": [{"system": "http://loinc.org",
+                             "code": "2345-7" if i % 8 else "2160-0"}]},
+        "effectiveDateTime": ("2025-03-05", "2025-02-05")[i % 4 != 0],
         "valueQuantity": {"value": i % 10}},
         "request": {"method": "PUT", "url": f"Observation/w{i}"}} for i in range(2400)]
     assert client.post("", json={"resourceType": "Bundle", "type": "batch",
