@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import shutil
 import statistics
@@ -178,19 +179,23 @@ def page_fifty(client: httpx.Client, base: str, rng: random.Random) -> float:
 def measure(base: str, sample: Sample, repeat: int,
             rng: random.Random) -> tuple[dict[str, list[float]], dict[str, float]]:
     """Latencies per query, and the median number of matches on the page it returns (a
-    page of 20 costs more to read and send than a page of 1)."""
+    page of 20 costs more to read and send than a page of 1). The queries take turns,
+    round after round, so a passing disturbance of the machine touches them alike."""
     results: dict[str, list[float]] = {}
-    entries: dict[str, float] = {}
+    counts: dict[str, list[int]] = {}
     with httpx.Client(timeout=60) as client:
         latest = client.get(f"{base}/Observation?_sort=-_lastUpdated&_count=500").json()
         since = latest["entry"][-1]["resource"]["meta"]["lastUpdated"].replace("+", "%2B")
-        for name, make in queries(rng, sample, since).items():
-            timed(client, f"{base}/{make()}")  # warm the caches this query uses
-            runs = [timed(client, f"{base}/{make()}") for _ in range(repeat)]
-            results[name] = [elapsed for elapsed, _ in runs]
-            entries[name] = statistics.median(
-                sum(e["search"]["mode"] == "match" for e in response.json().get("entry", []))
-                for _, response in runs)
+        mix = queries(rng, sample, since)
+        for make in mix.values():
+            timed(client, f"{base}/{make()}")  # warm the caches each query uses
+        for _ in range(repeat):
+            for name, make in mix.items():
+                elapsed, response = timed(client, f"{base}/{make()}")
+                results.setdefault(name, []).append(elapsed)
+                counts.setdefault(name, []).append(sum(
+                    e["search"]["mode"] == "match" for e in response.json().get("entry", [])))
+        entries = {name: statistics.median(found) for name, found in counts.items()}
         page_runs = max(repeat // 8, 3)
         page_name = "_sort=-date, page 50: Observation?code=…&_sort=-date"
         results[page_name] = [page_fifty(client, base, rng) for _ in range(page_runs)]
@@ -220,6 +225,7 @@ def main() -> None:
     for size in (int(s) for s in args.sizes.split(",")):
         print(f"size {size:,}", flush=True)
         have = asyncio.run(grow(settings, size, have, rng, sample))
+        os.sync()  # measure a settled database, not the write-back of the load
         port = free_port()
         server = start([sys.executable, "-m", "fhir_server", "serve", "--port", str(port),
                         "--storage", settings.storage, "--log-level", "warning"])

@@ -16,6 +16,23 @@ def load(client: Client, resources: list[dict]) -> None:
         assert response.status_code in (200, 201), response.text
 
 
+def put_all(client: Client, resources: list[dict]) -> None:
+    """PUT the resources in one batch."""
+    entries = [{"resource": r, "request": {"method": "PUT",
+                                           "url": f"{r['resourceType']}/{r['id']}"}}
+               for r in resources]
+    response = client.post("", json={"resourceType": "Bundle", "type": "batch",
+                                     "entry": entries})
+    assert response.status_code == 200, response.text
+
+
+def lab(oid: str, code: str, date: str, value: int, **more: object) -> dict:
+    """A final LOINC-coded Observation with a date and a quantity."""
+    return {"resourceType": "Observation", "id": oid, "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+            "effectiveDateTime": date, "valueQuantity": {"value": value}, **more}
+
+
 @pytest.fixture
 def data(client):
     load(client, RESOURCES)
@@ -97,14 +114,10 @@ def test_paging_is_stable_while_others_write(data):
 def test_large_sorted_results_page_through_the_index(client, param):
     """More than SMALL matches: the sort index drives, descending, the patient without a
     value last; forwards to the end, then one page back."""
-    batch = {"resourceType": "Bundle", "type": "batch", "entry": [
-        {"resource": {"resourceType": "Patient", "id": f"b{i}",
+    put_all(client, [{"resourceType": "Patient", "id": f"b{i}",
                       "birthDate": f"{1900 + i % 100}-01-{1 + i % 28:02d}",
-                      "name": [{"family": f"N{i % 100:02d}"}]},
-         "request": {"method": "PUT", "url": f"Patient/b{i}"}} for i in range(2100)]}
-    batch["entry"] += [{"resource": {"resourceType": "Patient", "id": "nothing"},
-                        "request": {"method": "PUT", "url": "Patient/nothing"}}]
-    assert client.post("", json=batch).status_code == 200
+                      "name": [{"family": f"N{i % 100:02d}"}]} for i in range(2100)]
+            + [{"resourceType": "Patient", "id": "nothing"}])
     page = client.get(f"/Patient?_sort=-{param}&_count=500").json()
     seen = match_ids(page)
     while link(page, "next"):
@@ -179,12 +192,10 @@ def test_escaped_separators(client):
 def test_codes_are_checked_per_row_when_the_sort_index_drives(client, gender):
     """Over SMALL matches the sort index drives and token codes are probed by primary key
     (systems looked up first): same pages as listing them."""
-    batch = {"resourceType": "Bundle", "type": "batch", "entry": [
-        {"resource": {"resourceType": "Patient", "id": f"g{i}",
+    put_all(client, [{"resourceType": "Patient", "id": f"g{i}",
                       "gender": ("female", "male", "other")[i % 3],
-                      "birthDate": f"{1900 + i % 100}-02-{1 + i % 28:02d}"},
-         "request": {"method": "PUT", "url": f"Patient/g{i}"}} for i in range(6300)]}
-    assert client.post("", json=batch).status_code == 200
+                      "birthDate": f"{1900 + i % 100}-02-{1 + i % 28:02d}"}
+                     for i in range(6300)])
     wanted = {"female": {0}, "other": {2}, "unknown": set(), "|female": set()}
     codes = set().union(*(wanted[g.split("gender|")[-1]] for g in gender.split(",")))
     expected = sorted((i for i in range(6300) if i % 3 in codes),
@@ -238,18 +249,12 @@ def test_counted_totals_follow_updates_deletes_and_failed_transactions(client):
 def test_has_with_a_small_criterion_pages_in_resource_order(client):
     """A birth year's patients are the candidates, each checked for an urgent referral:
     the pages, forwards and back, hold exactly the matches, in resource order."""
-    entries = []
-    for i in range(60):
-        entries.append({"resource": {"resourceType": "Patient", "id": f"h{i}",
-                                     "birthDate": f"{1980 + i % 2}-05-0{1 + i % 9}"},
-                        "request": {"method": "PUT", "url": f"Patient/h{i}"}})
-        entries.append({"resource": {"resourceType": "ServiceRequest", "id": f"s{i}",
-                                     "status": "active", "intent": "order",
-                                     "priority": "stat" if i % 3 == 0 else "routine",
-                                     "subject": {"reference": f"Patient/h{i}"}},
-                        "request": {"method": "PUT", "url": f"ServiceRequest/s{i}"}})
-    assert client.post("", json={"resourceType": "Bundle", "type": "batch",
-                                 "entry": entries}).status_code == 200
+    put_all(client, [resource for i in range(60) for resource in (
+        {"resourceType": "Patient", "id": f"h{i}",
+         "birthDate": f"{1980 + i % 2}-05-0{1 + i % 9}"},
+        {"resourceType": "ServiceRequest", "id": f"s{i}", "status": "active",
+         "intent": "order", "priority": "stat" if i % 3 == 0 else "routine",
+         "subject": {"reference": f"Patient/h{i}"}})])
     expected = [f"h{i}" for i in range(60) if i % 6 == 0]  # born 1980 and urgent
     query = "/Patient?_has:ServiceRequest:subject:priority=stat&birthdate=1980"
     forwards, backwards = walk(client, f"{query}&_count=3")
@@ -270,12 +275,9 @@ def test_string_prefix_runs_merged_in_resource_order(client, query, wanted):
     """A prefix covering a few values with many matches: each value's run is read in rid
     order and merged; pages forwards and back hold exactly the matches, in order."""
     family = ("王", "李", "Wang")
-    entries = [{"resource": {"resourceType": "Patient", "id": f"n{i}", "name": [{
+    put_all(client, [{"resourceType": "Patient", "id": f"n{i}", "name": [{
         "family": family[i % 3] if i % 6 != 5 else "WANG",
-        "given": [("伟", "芳", "敏", "军")[i % 4]]}]},
-        "request": {"method": "PUT", "url": f"Patient/n{i}"}} for i in range(90)]
-    assert client.post("", json={"resourceType": "Bundle", "type": "batch",
-                                 "entry": entries}).status_code == 200
+        "given": [("伟", "芳", "敏", "军")[i % 4]]}]} for i in range(90)])
     expected = [f"n{i}" for i in range(90) if wanted(i)]
     forwards, backwards = walk(client, f"/Patient?{query}&_count=2")
     assert forwards == backwards == expected
@@ -295,16 +297,9 @@ def test_a_small_criterion_drives_and_the_others_are_checked(client, query, want
     for k in range(3):
         client.put(f"/Patient/k{k}", json={"resourceType": "Patient", "id": f"k{k}",
                                            "name": [{"family": f"k{k}"}]})
-    entries = [{"resource": {
-        "resourceType": "Observation", "id": f"o{i}", "status": "final",
-        "code": {"coding": [{"system": "http://loinc.org",
-                             "code": ("2345-7", "2160-0")[i % 2]}]},
-        "subject": {"reference": f"Patient/k{i % 3}"},
-        "effectiveDateTime": ("2025-03-05", "2025-02-05")[i % 4 != 0],
-        "valueQuantity": {"value": i % 10, "unit": "mmol/L"}},
-        "request": {"method": "PUT", "url": f"Observation/o{i}"}} for i in range(60)]
-    assert client.post("", json={"resourceType": "Bundle", "type": "batch",
-                                 "entry": entries}).status_code == 200
+    put_all(client, [lab(f"o{i}", ("2345-7", "2160-0")[i % 2],
+                         ("2025-03-05", "2025-02-05")[i % 4 != 0], i % 10,
+                         subject={"reference": f"Patient/k{i % 3}"}) for i in range(60)])
     expected = [f"o{i}" for i in range(60) if wanted(i)]
     forwards, backwards = walk(client, f"/Observation?{query}&_count=2")
     assert forwards == backwards == expected
@@ -324,15 +319,9 @@ def test_large_criteria_walk_in_resource_order(client, query, wanted):
     """More than SMALL matches for every criterion: open ranges alone walk the type, a
     code its index range, each resource checked for the rest; pages forwards and back
     hold exactly the matches, in order."""
-    entries = [{"resource": {
-        "resourceType": "Observation", "id": f"w{i}", "status": "final",
-        "code": {"coding": [{"system": "http://loinc.org",
-                             "code": "2345-7" if i % 8 else "2160-0"}]},
-        "effectiveDateTime": ("2025-03-05", "2025-02-05")[i % 4 != 0],
-        "valueQuantity": {"value": i % 10}},
-        "request": {"method": "PUT", "url": f"Observation/w{i}"}} for i in range(2400)]
-    assert client.post("", json={"resourceType": "Bundle", "type": "batch",
-                                 "entry": entries}).status_code == 200
+    put_all(client, [lab(f"w{i}", "2345-7" if i % 8 else "2160-0",
+                         ("2025-03-05", "2025-02-05")[i % 4 != 0], i % 10)
+                     for i in range(2400)])
     expected = [f"w{i}" for i in range(2400) if wanted(i)]
     forwards, backwards = walk(client, f"/Observation?{query}&_count=300")
     assert forwards == backwards == expected
