@@ -176,11 +176,12 @@ def page_fifty(client: httpx.Client, base: str, rng: random.Random) -> float:
     return timed(client, url)[0]
 
 
-def measure(base: str, sample: Sample, repeat: int,
-            rng: random.Random) -> tuple[dict[str, list[float]], dict[str, float]]:
+def measure(base: str, sample: Sample, repeat: int, rng: random.Random,
+            interleave: bool) -> tuple[dict[str, list[float]], dict[str, float]]:
     """Latencies per query, and the median number of matches on the page it returns (a
-    page of 20 costs more to read and send than a page of 1). The queries take turns,
-    round after round, so a passing disturbance of the machine touches them alike."""
+    page of 20 costs more to read and send than a page of 1). Each query runs its rounds
+    in a row (warm, as in earlier runs), or with ``interleave`` the queries take turns,
+    so each finds the caches as the others left them."""
     results: dict[str, list[float]] = {}
     counts: dict[str, list[int]] = {}
     with httpx.Client(timeout=60) as client:
@@ -189,12 +190,13 @@ def measure(base: str, sample: Sample, repeat: int,
         mix = queries(rng, sample, since)
         for make in mix.values():
             timed(client, f"{base}/{make()}")  # warm the caches each query uses
-        for _ in range(repeat):
-            for name, make in mix.items():
-                elapsed, response = timed(client, f"{base}/{make()}")
-                results.setdefault(name, []).append(elapsed)
-                counts.setdefault(name, []).append(sum(
-                    e["search"]["mode"] == "match" for e in response.json().get("entry", [])))
+        turns = [name for _ in range(repeat) for name in mix] if interleave \
+            else [name for name in mix for _ in range(repeat)]
+        for name in turns:
+            elapsed, response = timed(client, f"{base}/{mix[name]()}")
+            results.setdefault(name, []).append(elapsed)
+            counts.setdefault(name, []).append(sum(
+                e["search"]["mode"] == "match" for e in response.json().get("entry", [])))
         entries = {name: statistics.median(found) for name, found in counts.items()}
         page_runs = max(repeat // 8, 3)
         page_name = "_sort=-date, page 50: Observation?code=…&_sort=-date"
@@ -214,6 +216,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=40)
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration")
     parser.add_argument("--keep", action="store_true", help="keep the database")
+    parser.add_argument("--interleave", action="store_true",
+                        help="the queries take turns instead of each running its rounds")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-search-"))
     settings = Settings(storage=f"sqlite:///{work / 'search.db'}")
@@ -232,7 +236,8 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}/fhir"
         try:
             wait_for(f"{base}/metadata")
-            table[have], matches[have] = measure(base, sample, args.repeat, rng)
+            table[have], matches[have] = measure(base, sample, args.repeat, rng,
+                                                 args.interleave)
             script = work / "token.lua"
             numbers = ", ".join(f'"{n}"' for _, n in sample.patients[:1000])
             script.write_text(WRK_LUA % (numbers, ID_CARD))

@@ -123,8 +123,14 @@ class SearchRunner:
     def _count(self, where: str, params: list[Any], bound: int | None = None,
                query: Query | None = None) -> int:
         """The number of matches, or more than ``bound`` when there are more. A query of
-        one plain index criterion is counted on that index alone (``_countable``)."""
+        one plain index criterion is counted on that index alone (``_countable``); a
+        bounded count of a type without criteria (choosing a sort plan) on the type index,
+        deleted resources included: either plan gives the same pages."""
         limit = "" if bound is None else f" LIMIT {int(bound) + 1}"
+        if bound is not None and query is not None and not query.where \
+                and len(query.types) == 1:
+            return self._count_rows(f"SELECT 1 FROM resources WHERE type = ?{limit}",
+                                    list(query.types))
         if query is not None and self._countable(query):
             node = query.where[0]
             assert isinstance(node, IndexMatch)
