@@ -1,5 +1,12 @@
 """Running a search plan on SQLite: matching, ordering, keyset paging, includes, totals.
 
+What finds the candidates (the rest of the criteria is checked for each):
+- with several listable criteria, ``_has`` or ``_lastUpdated``: the criterion with the
+  fewest matches, if at most ``SMALL``, listed;
+- otherwise, unsorted: a token code's index range, a string prefix's runs
+  (``sqlite_merge``) or, for open ranges alone, the type, walked in rid order to the page;
+- otherwise the criteria are listed (``rid IN (…)``).
+
 Order and paging:
 - no ``_sort``: resource order (``rid``); the cursor is the last rid, so pages stay exact
   while others write.
