@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from search_data import RESOURCES
+from search_pages import included, lab, link, match_ids, put_all, walk
 from support import Client
 
 from fhir_server.app import build_app
@@ -16,57 +17,10 @@ def load(client: Client, resources: list[dict]) -> None:
         assert response.status_code in (200, 201), response.text
 
 
-def put_all(client: Client, resources: list[dict]) -> None:
-    """PUT the resources in one batch."""
-    entries = [{"resource": r, "request": {"method": "PUT",
-                                           "url": f"{r['resourceType']}/{r['id']}"}}
-               for r in resources]
-    response = client.post("", json={"resourceType": "Bundle", "type": "batch",
-                                     "entry": entries})
-    assert response.status_code == 200, response.text
-
-
-def lab(oid: str, code: str, date: str, value: int, **more: object) -> dict:
-    """A final LOINC-coded Observation with a date and a quantity."""
-    return {"resourceType": "Observation", "id": oid, "status": "final",
-            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
-            "effectiveDateTime": date, "valueQuantity": {"value": value}, **more}
-
-
 @pytest.fixture
 def data(client):
     load(client, RESOURCES)
     return client
-
-
-def match_ids(bundle: dict) -> list[str]:
-    return [e["resource"]["id"] for e in bundle.get("entry", [])
-            if e["search"]["mode"] == "match"]
-
-
-def included(bundle: dict) -> list[str]:
-    return sorted(f"{e['resource']['resourceType']}/{e['resource']['id']}"
-                  for e in bundle.get("entry", []) if e["search"]["mode"] == "include")
-
-
-def link(bundle: dict, relation: str) -> str | None:
-    found = [x["url"] for x in bundle["link"] if x["relation"] == relation]
-    return found[0].split("/fhir", 1)[1] if found else None
-
-
-def walk(client: Client, url: str) -> tuple[list[str], list[str]]:
-    """The match ids of every page following ``next`` from ``url``, then of every page
-    following ``previous`` back from the last one (both in result order)."""
-    page = client.get(url).json()
-    forwards = match_ids(page)
-    while link(page, "next"):
-        page = client.get(link(page, "next")).json()
-        forwards += match_ids(page)
-    backwards = match_ids(page)
-    while link(page, "previous"):
-        page = client.get(link(page, "previous")).json()
-        backwards = match_ids(page) + backwards
-    return forwards, backwards
 
 
 @pytest.mark.parametrize(("query", "expected"), [
@@ -305,26 +259,6 @@ def test_a_small_criterion_drives_and_the_others_are_checked(client, query, want
     assert forwards == backwards == expected
     total = client.get(f"/Observation?{query}&_total=accurate&_count=1").json()["total"]
     assert total == len(expected)
-
-
-@pytest.mark.parametrize(("query", "wanted"), [
-    ("value-quantity=gt0", lambda i: i % 10 > 0),
-    ("date=ge2025-02-01", lambda i: True),
-    ("date=ge2025-02-01&value-quantity=lt2", lambda i: i % 10 < 2),
-    ("date=ge2025-03-01&value-quantity=lt2", lambda i: i % 4 == 0 and i % 10 < 2),
-    ("code=2345-7&date=2025", lambda i: i % 8 != 0),
-    ("code=2345-7&date=2025-03&status=final,amended", lambda i: i % 8 != 0 and i % 4 == 0),
-])
-def test_large_criteria_walk_in_resource_order(client, query, wanted):
-    """More than SMALL matches for every criterion: open ranges alone walk the type, a
-    code its index range, each resource checked for the rest; pages forwards and back
-    hold exactly the matches, in order."""
-    put_all(client, [lab(f"w{i}", "2345-7" if i % 8 else "2160-0",
-                         ("2025-03-05", "2025-02-05")[i % 4 != 0], i % 10)
-                     for i in range(2400)])
-    expected = [f"w{i}" for i in range(2400) if wanted(i)]
-    forwards, backwards = walk(client, f"/Observation?{query}&_count=300")
-    assert forwards == backwards == expected
 
 
 def test_recent_last_updated_lists_the_few_recent_resources(client):
