@@ -184,7 +184,7 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX idx_string_head ON idx_string (pid, substr(norm, 1, 1), rid);
     """,
-    # 10: strings have sort rows (their lowest normalised form), so _sort=name walks the
+    # 10: strings have sort rows (their first value's first form), so _sort=name walks the
     # sort index instead of ordering every patient
     """
     INSERT OR REPLACE INTO settings SELECT 'reindex', 'pending'

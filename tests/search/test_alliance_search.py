@@ -46,3 +46,15 @@ def test_alliance_parameters(demo, url, expected):
     response = demo.get("/" + url)
     assert response.status_code == 200, response.text
     assert sorted(e["resource"]["id"] for e in response.json().get("entry", [])) == expected
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("Patient?_sort=name-pinyin", ["he-lan", "huang-wei", "liu-mei", "zhang-san"]),
+    ("Patient?_sort=-name-pinyin", ["zhang-san", "liu-mei", "huang-wei", "he-lan"]),
+    ("Patient?_sort=name", ["he-lan", "liu-mei", "zhang-san", "huang-wei"]),  # code points
+])
+def test_names_sort_by_their_text_and_pinyin(demo, url, expected):
+    """A name sorts by its text (何兰 helan, 黄伟 huangwei, 刘梅 liumei, 张三 zhangsan):
+    ``name-pinyin`` in pinyin order (按拼音排序), ``name`` in code point order."""
+    response = demo.get("/" + url)
+    assert [e["resource"]["id"] for e in response.json()["entry"]] == expected

@@ -2,9 +2,10 @@
 
 Index: each name part, address part or string, normalised (``search/normalize.py``) and
 exact; a HumanName also as family + given run together (``张三``). Parameters with the
-alliance ``pinyin`` normaliser index full pinyin and initials instead. The lowest form is the
-resource's sort value (``_sort=name``). Query: starts-with by default, ``:exact``,
-``:contains``.
+alliance ``pinyin`` normaliser index full pinyin and initials instead. The first value's
+first form is the resource's sort value: a name's text (or a Chinese name's family + given,
+else its family), so ``_sort=name-pinyin`` orders 何兰 (helan), 黄伟 (huangwei), 刘梅
+(liumei). Query: starts-with by default, ``:exact``, ``:contains``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from fhir_server.search.values import unescape
 if TYPE_CHECKING:
     from fhir_server.search.registry import SearchParam
 
-NAME_PARTS = ("text", "family", "given", "prefix", "suffix")
+NAME_PARTS = ("family", "given", "prefix", "suffix")  # after the text
 ADDRESS_PARTS = ("text", "line", "city", "district", "state", "postalCode", "country")
 
 
@@ -31,12 +32,12 @@ def texts(value: object, type_code: str) -> list[str]:
         return [value]
     if not isinstance(value, dict):
         return []
-    if type_code == "HumanName":
-        found = [s for part in NAME_PARTS for s in strings_in(value.get(part))]
+    if type_code == "HumanName":  # the text, or a Chinese name's family + given, first
+        found = strings_in(value.get("text"))
         family, given = value.get("family", ""), "".join(value.get("given", []))
         if family and given and (has_han(family) or has_han(given)):
             found.append(family + given)
-        return found
+        return found + [s for part in NAME_PARTS for s in strings_in(value.get(part))]
     if type_code == "Address":
         return [s for part in ADDRESS_PARTS for s in strings_in(value.get(part))]
     return strings_in(value)
@@ -53,8 +54,8 @@ class StringType:
                               else (normalize(text),))]
         for form, text in forms:
             yield "string", param.key, (form, text)
-        if forms:
-            yield "sort", param.key, (min(form for form, _ in forms),)
+        if forms:  # the first value's first form: 刘梅 (liumei), not its lowest part (梅)
+            yield "sort", param.key, (forms[0][0],)
 
     def compile(self, param: SearchParam, modifier: str | None, values: list[str],
                 context: Context) -> Node:
