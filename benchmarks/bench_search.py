@@ -148,6 +148,8 @@ def queries(rng: random.Random, sample: Sample,
             f"Patient?_sort={rng.choice(['name', '-name'])}"),
         "(not in the mix) lone quantity: Observation?value-quantity=gt5.5": lambda: (
             f"Observation?value-quantity=gt{rng.choice(['5.5', '4', '7'])}"),
+        "(not in the mix) _has alone: Patient?_has:ServiceRequest:subject:priority=stat": (
+            lambda: "Patient?_has:ServiceRequest:subject:priority=stat"),
         "(not in the mix) _has, a page of one: …&_count=1": lambda: (
             f"Patient?_has:ServiceRequest:subject:priority=stat"
             f"&birthdate={rng.randint(1940, 2005)}&_count=1"),

@@ -4,7 +4,8 @@ What finds the candidates (the rest of the criteria is checked for each):
 - with several listable criteria, ``_has`` or ``_lastUpdated``: the criterion with the
   fewest matches, if at most ``SMALL``, listed;
 - otherwise, unsorted: a token code's index range, a string prefix's runs
-  (``sqlite_merge``) or, for open ranges alone, the type, walked in rid order to the page;
+  (``sqlite_merge``) or, for open ranges and ``_has`` alone, the type, walked in rid
+  order to the page;
 - otherwise the criteria are listed (``rid IN (…)``).
 
 Order and paging:
@@ -244,13 +245,23 @@ class SearchRunner:
 
     def _walks_type(self, query: Query) -> bool:
         """Every criterion is one better checked per resource (``value-quantity=gt5.5``,
-        ``date=ge2025``) and the first matches more than SMALL: walking the type in rid
-        order finds a page after about page × type / SMALL resources, where listing reads
-        every match (and, with fewer matches, lists them)."""
-        if len(query.types) != 1 or not query.where \
-                or not all(per_resource(n) for n in query.where):
+        ``date=ge2025``, a ``_has``) and matches more than SMALL (a ``_has`` counted by its
+        sources, when its inner criterion is one index match): walking the type in rid
+        order finds a page soon, where listing reads every match (and, with fewer
+        matches, lists them)."""
+        if len(query.types) != 1 or not query.where:
             return False
-        return self._bounded_count(query.where[0], query.types) > SMALL
+        for node in query.where:
+            if isinstance(node, Has) and len(node.where) == 1 \
+                    and isinstance(node.where[0], IndexMatch):
+                found = self._bounded_count(node.where[0], (node.source_type,))
+            elif per_resource(node):
+                found = self._bounded_count(node, query.types)
+            else:
+                return False
+            if found <= SMALL:
+                return False
+        return True
 
     def _bounded_count(self, node: Node, types: tuple[str, ...]) -> int:
         """The matches of one criterion, or more than SMALL: a code of one system is looked

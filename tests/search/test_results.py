@@ -261,6 +261,26 @@ def test_a_small_criterion_drives_and_the_others_are_checked(client, query, want
     assert total == len(expected)
 
 
+@pytest.mark.parametrize(("query", "wanted"), [
+    ("_has:ServiceRequest:subject:priority=stat", lambda i: i % 8 != 0),
+    ("_has:ServiceRequest:subject:priority=stat&birthdate=ge1990", lambda i: i % 8 not in (0, 1)),
+    ("_has:ServiceRequest:subject:priority=routine", lambda i: i % 8 == 0),
+])
+def test_has_with_many_sources_walks_the_patients(client, query, wanted):
+    """More than SMALL urgent referrals: the patients are walked in rid order, each checked
+    through its referrers (few routine ones: listed); pages forwards and back hold exactly
+    the matches."""
+    put_all(client, [resource for i in range(2400) for resource in (
+        {"resourceType": "Patient", "id": f"m{i}",
+         "birthDate": "1980-01-01" if i % 8 == 1 else "1995-01-01"},
+        {"resourceType": "ServiceRequest", "id": f"q{i}", "status": "active",
+         "intent": "order", "priority": "routine" if i % 8 == 0 else "stat",
+         "subject": {"reference": f"Patient/m{i}"}})])
+    expected = [f"m{i}" for i in range(2400) if wanted(i)]
+    forwards, backwards = walk(client, f"/Patient?{query}&_count=400")
+    assert forwards == backwards == expected
+
+
 def test_recent_last_updated_lists_the_few_recent_resources(client):
     """``_lastUpdated=ge…`` over the last few writes lists them by the type's update index
     (an incremental pull); with other criteria and a sort the pages hold exactly them."""
