@@ -248,20 +248,18 @@ class SearchRunner:
         ``date=ge2025``, a ``_has``) and matches more than SMALL (a ``_has`` counted by its
         sources, when its inner criterion is one index match): walking the type in rid
         order finds a page soon, where listing reads every match (and, with fewer
-        matches, lists them)."""
-        if len(query.types) != 1 or not query.where:
-            return False
+        matches, lists them). Counted only once every criterion qualifies."""
+        counted: list[tuple[Node, tuple[str, ...]]] = []
         for node in query.where:
             if isinstance(node, Has) and len(node.where) == 1 \
                     and isinstance(node.where[0], IndexMatch):
-                found = self._bounded_count(node.where[0], (node.source_type,))
+                counted.append((node.where[0], (node.source_type,)))
             elif per_resource(node):
-                found = self._bounded_count(node, query.types)
+                counted.append((node, query.types))
             else:
                 return False
-            if found <= SMALL:
-                return False
-        return True
+        return len(query.types) == 1 and bool(counted) and all(
+            self._bounded_count(node, types) > SMALL for node, types in counted)
 
     def _bounded_count(self, node: Node, types: tuple[str, ...]) -> int:
         """The matches of one criterion, or more than SMALL: a code of one system is looked
