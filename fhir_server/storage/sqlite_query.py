@@ -261,14 +261,14 @@ class SearchRunner:
         return len(query.types) == 1 and bool(counted) and all(
             self._bounded_count(node, types) > SMALL for node, types in counted)
 
-    def _bounded_count(self, node: Node, types: tuple[str, ...]) -> int:
-        """The matches of one criterion, or more than SMALL: a code of one system is looked
-        up in ``token_counts``, others are counted with that bound."""
+    def _bounded_count(self, node: Node, types: tuple[str, ...], bound: int = SMALL) -> int:
+        """The matches of one criterion, or more than ``bound``: a code of one system is
+        looked up in ``token_counts``, others are counted with that bound."""
         value = self._one_token_value(node) if isinstance(node, IndexMatch) else None
         if value is not None:
             return self._token_count(value)
         listed, params = self._listed(node, types)
-        return self._count_rows(f"{listed} LIMIT {SMALL + 1}", params)
+        return self._count_rows(f"{listed} LIMIT {bound + 1}", params)
 
     def _string_merge(self, query: Query) -> list[Run] | None:
         """The rid-ordered runs (``sqlite_merge``) to merge when the query is one string
@@ -287,10 +287,7 @@ class SearchRunner:
         if runs is None:
             return None
         budget = len(runs) * (query.count + 1)
-        listed, params = self._listed(node)
-        if self._count_rows(f"{listed} LIMIT {budget + 1}", params) <= budget:
-            return None
-        return runs
+        return None if self._bounded_count(node, (), budget) <= budget else runs
 
     def _by_rid(self, query: Query, where: str, params: list[Any],
                 driven: bool) -> tuple[list[tuple[int, tuple[Any, ...]]], bool, bool]:
