@@ -94,18 +94,19 @@ class SearchRunner:
         return "+r.deleted = 0 AND " + where, params
 
     def run(self, query: Query) -> SearchPage:
-        where, params = self._where(query, self.compiler)
         small = self._small_driver(query)
+        walks_type = small is None and self._walks_type(query)
         if small is not None:  # its matches listed (an IN list is walked in rid order),
             listed, head = self._listed(small, query.types)  # the rest checked for each
             where, params = self._where(
                 replace(query, where=tuple(n for n in query.where if n is not small)),
                 SqlCompiler(self.pid, self._systems))
             where, params = f"r.rid IN ({listed}) AND {where}", [*head, *params]
-        walks_type = small is None and self._walks_type(query)
-        if walks_type:  # each resource of the type in turn, checked
+        elif walks_type:  # each resource of the type in turn, checked
             where, params = self._where(query, SqlCompiler(self.pid, self._systems),
                                         by_type=True)
+        else:
+            where, params = self._where(query, self.compiler)
         plan = query.cursor.values[0] if query.cursor and query.cursor.values else None
         if not query.sort:
             rows, has_next, has_previous = self._by_rid(query, where, params,
