@@ -135,7 +135,7 @@ def queries(rng: random.Random, sample: Sample,
             f"Observation?code={rng.choice(['2823-3', '2951-2', '1751-7'])}"
             "&_total=accurate&_count=10"),
         "(not in the mix) _id, 20 ids: Patient?_id=…": lambda: (
-            "Patient?_id=" + ",".join(rng.choice(sample.patients)[0] for _ in range(20))),
+            "Patient?_id=" + ",".join(patient()[0] for _ in range(20))),
         "(not in the mix) incremental pull: Observation?_lastUpdated=ge<the last 500>": lambda: (
             f"Observation?_lastUpdated=ge{since}"),
         "(not in the mix) newest first: Observation?code=…&_sort=-_lastUpdated": lambda: (
