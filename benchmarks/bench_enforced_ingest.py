@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from alliance_bundles import claim, visit_bundle
 
 from fhir_server.app import build_service
-from fhir_server.cli import demo_folder, terminology_folder
 from fhir_server.config import Settings
 from fhir_server.core.transaction import TransactionPlanner, parse_entry
 from fhir_server.loader import load_paths
+from fhir_server.package import demo_folder
 
 
 async def ingest(settings: Settings, total: int) -> tuple[int, float]:
@@ -55,8 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings(storage=f"sqlite:///{tempfile.mkdtemp()}/enforced.db",
                         require_profiles="*")
-    asyncio.run(load_paths(settings, [terminology_folder(), Path(settings.profiles_dir),
-                                      demo_folder()]))
+    asyncio.run(load_paths(settings, [demo_folder()]))
     count, seconds = asyncio.run(ingest(settings, args.resources))
     print(f"enforced ingest: {count:,} resources in {seconds:.1f} s = "
           f"{count / seconds:,.0f} resources/s")

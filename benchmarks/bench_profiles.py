@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import orjson
 
-from fhir_server.cli import demo_folder
 from fhir_server.config import Settings
+from fhir_server.package import AlliancePackage, demo_folder
 from fhir_server.validation.check import Checks, check_resource
 
 
 def main() -> None:
     settings = Settings()
-    checks = Checks.from_folders(Path(settings.profiles_dir), Path(settings.terminology_dir))
+    package = AlliancePackage.load(settings)
+    checks = Checks.from_package(package.profiles, package.terminology)
     bundle = orjson.loads((demo_folder() / "alliance-demo.json").read_bytes())
     groups: dict[str, list[dict]] = defaultdict(list)
     for entry in bundle["entry"]:

@@ -34,10 +34,10 @@ from bench_core import start, stop, wait_for, wrk
 from server_process import free_port
 
 from fhir_server.app import build_service
-from fhir_server.cli import demo_folder
 from fhir_server.config import Settings
 from fhir_server.core.transaction import TransactionPlanner, parse_entry
 from fhir_server.loader import load_paths
+from fhir_server.package import demo_folder
 
 ORGS = ["Organization/gulu", "Organization/shuangfeng", "Organization/county",
         "Organization/tcm", "Organization/lead"]

@@ -16,7 +16,10 @@ from fhir_server.core.errors import FhirError
 from fhir_server.core.jsonio import dumps, parse_json
 from fhir_server.loader import load_paths, reindex_storage
 from fhir_server.outcome import has_errors, operation_outcome
+from fhir_server.package import AlliancePackage, PackageError, demo_folder
 from fhir_server.validation.check import Checks, check_resource
+
+DEMO_MARK = "Organization/lead"  # the demo alliance's first resource: loaded once
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -24,9 +27,9 @@ def _serve(args: argparse.Namespace) -> int:
                                  workers=args.workers, durability=args.durability)
     if args.demo and "FHIR_REQUIRE_PROFILES" not in os.environ:
         settings = replace(settings, require_profiles="*")  # the demo enforces the profiles
-    if args.demo:
-        folders = [terminology_folder(), Path(settings.profiles_dir), demo_folder()]
-        asyncio.run(load_paths(settings, folders, quiet=False, only_if_empty=True))
+    # Before the workers start: migrate, install the alliance package, load the demo.
+    demo = [demo_folder()] if args.demo else []
+    asyncio.run(load_paths(settings, demo, quiet=False, unless_present=DEMO_MARK))
     for field in fields(Settings):  # workers are separate processes: hand settings on
         os.environ["FHIR_" + field.name.upper()] = str(getattr(settings, field.name))
     uvicorn.run("fhir_server.app:build_app", factory=True, host=settings.host,
@@ -51,8 +54,8 @@ def _reindex(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
-    checks = Checks.from_folders(Path(settings.profiles_dir), Path(settings.terminology_dir))
+    package = AlliancePackage.load(Settings.from_env())
+    checks = Checks.from_package(package.profiles, package.terminology)
     failed = 0
     for name in args.files:
         try:
@@ -72,16 +75,6 @@ def _validate(args: argparse.Namespace) -> int:
         if issues:
             print(dumps(operation_outcome(issues), pretty=True).decode())
     return 1 if failed else 0
-
-
-def demo_folder() -> Path:
-    """``examples/demo`` of the source checkout (the README installs in editable mode)."""
-    return Path(__file__).resolve().parent.parent / "examples" / "demo"
-
-
-def terminology_folder() -> Path:
-    """``terminology/`` of the source checkout: the alliance's code systems."""
-    return Path(__file__).resolve().parent.parent / "terminology"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -118,7 +111,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)  # type: ignore[no-any-return]
+    except PackageError as error:
+        print(f"alliance-fhir: cannot start: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 from dataclasses import dataclass, fields, replace
-from pathlib import Path
 from typing import Any
 
 
@@ -27,8 +26,8 @@ class Settings:
     include_limit: int = 1000  # _include/_revinclude results per page; beyond: a warning
     conditional_delete_max: int = 100  # a conditional DELETE matching more answers 412
     timezone: str = "+08:00"  # for dates without a zone (index and query alike)
-    profiles_dir: str = str(Path(__file__).resolve().parent.parent / "profiles")
-    terminology_dir: str = str(Path(__file__).resolve().parent.parent / "terminology")
+    profiles_dir: str = ""  # the alliance package's folder; empty: the one in the wheel
+    terminology_dir: str = ""  # its terminology folder; empty: the one in the wheel
     require_profiles: str = ""  # types that must claim an alliance profile; "*": all profiled
 
     @property

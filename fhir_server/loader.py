@@ -20,9 +20,7 @@ from fhir_server.core.errors import FhirError
 from fhir_server.core.jsonio import parse_json
 from fhir_server.core.service import FhirService, Prepared
 from fhir_server.core.transaction import TransactionPlanner, parse_entry
-from fhir_server.storage.port import HistoryQuery
-
-PACKAGE_FILES = ("package.json", ".index.json")  # FHIR package manifests, not resources
+from fhir_server.package import MANIFESTS
 
 
 @dataclass
@@ -46,7 +44,7 @@ def _files(paths: list[Path]) -> Iterator[Path]:
     for path in paths:
         if path.is_dir():
             yield from sorted(p for p in path.rglob("*") if p.suffix in (".json", ".ndjson")
-                              and p.name not in PACKAGE_FILES)
+                              and p.name not in MANIFESTS)
         else:
             yield path
 
@@ -139,14 +137,15 @@ class Loader:
 
 
 async def load_paths(settings: Settings, paths: list[Path], batch_size: int = 500,
-                     quiet: bool = True, only_if_empty: bool = False) -> LoadSummary:
-    """Open the configured storage, load every file, close; return the summary."""
+                     quiet: bool = True, unless_present: str | None = None) -> LoadSummary:
+    """Open the configured storage (installing the alliance package), load every file
+    unless the resource ``unless_present`` (``Type/id``) exists, close; return the summary."""
     service = build_service(settings)
     await service.open()
     started = time.perf_counter()
     try:
-        if only_if_empty and (await service.storage.history(HistoryQuery(count=1))).total:
-            return LoadSummary(note="storage already holds data; nothing loaded")
+        if unless_present and await service.storage.read(*unless_present.split("/", 1)):
+            return LoadSummary(note=f"storage already holds {unless_present}; nothing loaded")
         with tqdm(disable=quiet, unit=" res", desc="loading") as bar:
             loader = Loader(service, batch_size, bar)
             for path in _files(paths):

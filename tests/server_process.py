@@ -22,14 +22,15 @@ def free_port() -> int:
 class ServerProcess:
     """``python -m fhir_server serve`` on a free port, waited for until it answers."""
 
-    def __init__(self, db: Path, *extra: str) -> None:
+    def __init__(self, db: Path, *extra: str, command: tuple[str, ...] = (),
+                 cwd: Path | None = None) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}/fhir"
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "fhir_server", "serve", "--port", str(self.port),
-             "--storage", f"sqlite:///{db}", "--log-level", "warning", *extra],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            [*(command or (sys.executable, "-m", "fhir_server")), "serve",
+             "--port", str(self.port), "--storage", f"sqlite:///{db}", "--log-level", "warning",
+             *extra], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self._wait()
 
     def _wait(self, seconds: float = 30) -> None:

@@ -6,7 +6,12 @@ import asyncio
 
 import httpx
 
+from fhir_server.config import Settings
+from fhir_server.package import AlliancePackage
 from fhir_server.rest.asgi import FhirAsgiApp
+
+PACKAGE = AlliancePackage.load(Settings())  # installed into every server when it opens
+PACKAGE_SIZE = len(PACKAGE.marked())
 
 
 class Client:

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import orjson
 
-from fhir_server.cli import demo_folder, main
+from fhir_server.cli import DEMO_MARK, main
 from fhir_server.config import Settings
 from fhir_server.loader import load_paths
+from fhir_server.package import demo_folder
 
 
 def write(path: Path, value: object) -> Path:
@@ -55,7 +56,7 @@ def test_load_reports_failures_and_exits_non_zero(tmp_path, capsys):
 
 def test_demo_loads_once(tmp_path):
     settings = Settings(storage=f"sqlite:///{tmp_path / 'demo.db'}")
-    first = asyncio.run(load_paths(settings, [demo_folder()], only_if_empty=True))
+    first = asyncio.run(load_paths(settings, [demo_folder()], unless_present=DEMO_MARK))
     assert first.loaded == 48 and first.failed == 0
-    second = asyncio.run(load_paths(settings, [demo_folder()], only_if_empty=True))
+    second = asyncio.run(load_paths(settings, [demo_folder()], unless_present=DEMO_MARK))
     assert second.loaded == 0 and "already" in second.note

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import orjson
 from support import Client
 
 from fhir_server.app import build_app
-from fhir_server.cli import demo_folder, terminology_folder
 from fhir_server.config import Settings
 from fhir_server.loader import load_paths
+from fhir_server.package import demo_folder, packaged_folder
 from fhir_server.validation.check import Checks, check_resource
 from fhir_server.validation.structure import StructureValidator
 
-PROFILES = Path(Settings().profiles_dir)
+PROFILES = packaged_folder("profiles")
 
 
 def test_package_manifest_and_index_list_every_resource():
@@ -49,8 +48,7 @@ def test_extensions_are_valid_with_snapshots_covering_their_differentials():
 
 def test_demo_serves_the_package(tmp_path):
     settings = Settings(storage=f"sqlite:///{tmp_path / 'demo.db'}")
-    summary = asyncio.run(load_paths(settings, [terminology_folder(), PROFILES,
-                                                demo_folder()]))
+    summary = asyncio.run(load_paths(settings, [demo_folder()]))
     assert summary.failed == 0 and summary.skipped == 0
     with Client(build_app(settings)) as client:
         url = "http://alliance-fhir.org/fhir/StructureDefinition/result-recognition"

@@ -15,10 +15,13 @@ import pytest
 from public_validators import hl7_dir, hl7_errors, medplum_dir, medplum_errors
 
 from fhir_server.config import Settings
+from fhir_server.package import AlliancePackage, packaged_folder
 from fhir_server.validation.check import Checks, check_resource
 
 ROOT = Path(__file__).resolve().parent.parent
-PROFILES = Path(Settings().profiles_dir)
+PROFILES = packaged_folder("profiles")
+TERMINOLOGY = packaged_folder("terminology")
+PACKAGE = AlliancePackage.load(Settings())
 NOT_SEEN_BY_MEDPLUM = {  # file: why @medplum/core passes it
     "invalid-uscc-check-character.json": "check characters are not StructureDefinition rules",
     "invalid-resident-id-check-character.json": "check characters, as above",
@@ -49,7 +52,7 @@ def _files() -> list[Path]:
                     if not p.name.endswith(".expected.json"))
     files += sorted(p for p in PROFILES.glob("*.json")
                     if p.name not in ("package.json", ".index.json"))
-    return files + sorted((ROOT / "terminology").glob("*.json"))
+    return files + sorted(TERMINOLOGY.glob("*.json"))
 
 
 def _ours(path: Path, checks: Checks) -> bool:
@@ -66,7 +69,7 @@ def test_verdicts_agree():
         pytest.skip("npm/node are not installed")
     files = _files()
     theirs = medplum_errors(folder, PROFILES, files)
-    checks = Checks.from_folders(PROFILES, ROOT / "terminology")
+    checks = Checks.from_package(PACKAGE.profiles, PACKAGE.terminology)
     for path in files:
         ours = _ours(path, checks)
         medplum = bool(theirs[str(path)])
@@ -82,8 +85,8 @@ def test_hl7_validator_agrees():
     if folder is None:
         pytest.skip("Java and Maven are not installed")
     files = _files()
-    theirs = hl7_errors(folder, [PROFILES, ROOT / "terminology"], files)
-    checks = Checks.from_folders(PROFILES, ROOT / "terminology")
+    theirs = hl7_errors(folder, [PROFILES, TERMINOLOGY], files)
+    checks = Checks.from_package(PACKAGE.profiles, PACKAGE.terminology)
     for path in files:
         ours = _ours(path, checks)
         hl7 = [e for e in theirs[str(path)] if UNRESOLVABLE not in e]

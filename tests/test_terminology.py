@@ -9,9 +9,9 @@ import orjson
 from support import Client
 
 from fhir_server.app import build_app
-from fhir_server.cli import demo_folder, terminology_folder
 from fhir_server.config import Settings
 from fhir_server.loader import load_paths
+from fhir_server.package import demo_folder, packaged_folder
 from fhir_server.validation.check import Checks, check_resource
 from fhir_server.validation.structure import StructureValidator
 
@@ -23,7 +23,7 @@ def _codes(concepts: list[dict]) -> list[str]:
 
 def test_every_file_is_valid_and_every_concept_bilingual():
     validator = StructureValidator()
-    files = sorted(terminology_folder().glob("*.json"))
+    files = sorted(packaged_folder("terminology").glob("*.json"))
     assert len(files) >= 29
     for path in files:
         resource = orjson.loads(path.read_bytes())
@@ -37,7 +37,7 @@ def test_every_file_is_valid_and_every_concept_bilingual():
 
 def test_demo_alliance_with_terminology(tmp_path: Path):
     settings = Settings(storage=f"sqlite:///{tmp_path / 'demo.db'}")
-    summary = asyncio.run(load_paths(settings, [terminology_folder(), demo_folder()]))
+    summary = asyncio.run(load_paths(settings, [demo_folder()]))
     assert summary.failed == 0
     with Client(build_app(settings)) as client:
         orgs = client.get("/Organization?type:in=http://alliance-fhir.org/fhir/ValueSet/"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import orjson
 
@@ -31,6 +30,7 @@ from fhir_server.core.registry import ResourceRegistry
 from fhir_server.core.search import Searcher
 from fhir_server.core.versioning import renderer
 from fhir_server.outcome import Issue, has_errors
+from fhir_server.package import AlliancePackage
 from fhir_server.search.extract import Indexer
 from fhir_server.search.parse import SearchParser
 from fhir_server.search.plan import Query
@@ -69,7 +69,8 @@ class FhirService:
     def __init__(self, storage: Storage, settings: Settings,
                  registry: ResourceRegistry | None = None,
                  validator: StructureValidator | None = None,
-                 new_id: IdSource | None = None) -> None:
+                 new_id: IdSource | None = None,
+                 package: AlliancePackage | None = None) -> None:
         self.storage = storage
         self.settings = settings
         self.registry = registry or ResourceRegistry()
@@ -78,19 +79,18 @@ class FhirService:
         self.options = CommitOptions(settings.check_references,
                                      settings.allow_referenced_delete)
         self.conditions = Conditions(self)
-        self.checks = replace(Checks.from_folders(Path(settings.profiles_dir),
-                                                  Path(settings.terminology_dir),
+        self.package = package or AlliancePackage.load(settings)
+        self.checks = replace(Checks.from_package(self.package.profiles,
+                                                  self.package.terminology,
                                                   settings.required_profile_types),
                               structure=self.validator)
         self._secret = b""
         self._use_search_parameters([])
 
     def _use_search_parameters(self, stored: list[Resource]) -> None:
-        """(Re)build the search registry: R4, then ``profiles/``, then stored ones."""
+        """(Re)build the search registry: R4, then the alliance package, then stored ones."""
         registry = SearchRegistry(self.registry.ordered)
-        for path in sorted(Path(self.settings.profiles_dir).glob("SearchParameter-*.json")):
-            registry.add_resource(orjson.loads(path.read_bytes()))
-        for resource in stored:
+        for resource in [*self.package.of_type("SearchParameter"), *stored]:
             registry.add_resource(resource)
         context = SearchContext(self.settings.zone)
         self.search_registry = registry
@@ -115,6 +115,20 @@ class FhirService:
         await self.load_search_parameters()
         if await self.storage.pending_reindex():
             await self.reindex()
+        await self.install_package()
+
+    async def install_package(self) -> int:
+        """Write every resource of the alliance package that storage lacks or holds in
+        another form (a new package version), in one commit; return how many."""
+        changed = []
+        for resource in self.package.marked():
+            rtype, id = resource["resourceType"], resource["id"]
+            current = await self.storage.read(rtype, id)
+            if current is None or current.deleted or _unversioned(current.content) != resource:
+                changed.append(self.prepare_update(rtype, id, resource))
+        if changed:
+            await self.commit(changed)
+        return len(changed)
 
     async def close(self) -> None:
         await self.storage.close()
@@ -320,6 +334,15 @@ class FhirService:
                      if_match: int | None = None) -> StoredVersion:
         [stored] = await self.commit([self.prepare_delete(resource_type, id, if_match)])
         return stored
+
+
+def _unversioned(content: bytes) -> Resource:
+    """A stored resource without the ``meta`` elements the server sets."""
+    resource: Resource = orjson.loads(content)
+    meta = {k: v for k, v in (resource.get("meta") or {}).items()
+            if k not in ("versionId", "lastUpdated")}
+    resource.pop("meta", None)
+    return {**resource, "meta": meta} if meta else resource
 
 
 def _integrity_error(error: IntegrityError) -> FhirError:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 from fhir_server.outcome import Issue, has_errors
 from fhir_server.types import Resource
 from fhir_server.validation.business import business_rules
-from fhir_server.validation.extensions import ExtensionValidator, load_definitions
-from fhir_server.validation.profiles import ProfileValidator, load_value_sets
+from fhir_server.validation.extensions import ExtensionValidator
+from fhir_server.validation.profiles import ProfileValidator, value_sets
 from fhir_server.validation.structure import StructureValidator
 
 
@@ -23,12 +22,13 @@ class Checks:
     profiles: ProfileValidator | None = None
 
     @classmethod
-    def from_folders(cls, profiles: Path, terminology: Path,
+    def from_package(cls, profiles: list[Resource], terminology: list[Resource],
                      require_profiles: Iterable[str] = ()) -> Checks:
-        definitions = load_definitions(profiles)
+        """The checks of an alliance package: its StructureDefinitions (``profiles``) and
+        the ValueSets of its ``terminology``."""
+        definitions = [r for r in profiles if r.get("resourceType") == "StructureDefinition"]
         return cls(StructureValidator(), ExtensionValidator(definitions),
-                   ProfileValidator(definitions, load_value_sets(terminology),
-                                    require_profiles))
+                   ProfileValidator(definitions, value_sets(terminology), require_profiles))
 
     def rules(self, resource: Resource, profiles: Iterable[str] = ()) -> list[Issue]:
         """Business rules, alliance extensions and profiles (claimed ones and ``profiles``)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -64,12 +63,6 @@ def _types(extension: Resource) -> list[str]:
             name = key[5:]
             return [name, name[0].lower() + name[1:]]
     return []
-
-
-def load_definitions(folder: Path) -> list[Resource]:
-    """The StructureDefinitions of a package folder (``profiles/``)."""
-    return [orjson.loads(p.read_bytes()) for p in sorted(folder.glob("StructureDefinition-*"
-                                                                     ".json"))]
 
 
 class ExtensionValidator:

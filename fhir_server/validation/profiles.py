@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import fhirpathpy
@@ -275,10 +274,9 @@ class ProfileValidator:
         return issues
 
 
-def load_value_sets(folder: Path) -> dict[str, set[tuple[str, str]]]:
-    """ValueSet url → codes, for the ValueSets of a folder that include whole CodeSystems
-    or list their concepts (what ``terminology/`` holds)."""
-    resources = [orjson.loads(p.read_bytes()) for p in sorted(folder.glob("*.json"))]
+def value_sets(resources: list[Resource]) -> dict[str, set[tuple[str, str]]]:
+    """ValueSet url → codes, for the ValueSets that include whole CodeSystems or list their
+    concepts (what ``terminology/`` holds)."""
     systems: dict[str, list[str]] = {}
 
     def codes(concepts: list[Resource]) -> list[str]:

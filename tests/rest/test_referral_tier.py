@@ -11,9 +11,9 @@ import pytest
 from support import Client
 
 from fhir_server.app import build_app
-from fhir_server.cli import demo_folder, terminology_folder
 from fhir_server.config import Settings
 from fhir_server.loader import load_paths
+from fhir_server.package import demo_folder
 
 DEMO = orjson.loads((demo_folder() / "alliance-demo.json").read_bytes())
 REFERRAL = next(e["resource"] for e in DEMO["entry"] if e["resource"]["id"] == "ref-up-1")
@@ -23,7 +23,7 @@ EXT = "http://alliance-fhir.org/fhir/StructureDefinition"
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     settings = Settings(storage=f"sqlite:///{tmp_path_factory.mktemp('tier') / 'tier.db'}")
-    summary = asyncio.run(load_paths(settings, [terminology_folder(), demo_folder()]))
+    summary = asyncio.run(load_paths(settings, [demo_folder()]))
     assert summary.failed == 0
     with Client(build_app(settings)) as http:
         yield http

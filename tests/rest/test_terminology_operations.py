@@ -8,7 +8,6 @@ import pytest
 from support import Client
 
 from fhir_server.app import build_app
-from fhir_server.cli import terminology_folder
 from fhir_server.config import Settings
 from fhir_server.loader import load_paths
 
@@ -19,7 +18,7 @@ DEPT = f"{BASE}/CodeSystem/department"
 @pytest.fixture(scope="module")
 def tx(tmp_path_factory: pytest.TempPathFactory):
     settings = Settings(storage=f"sqlite:///{tmp_path_factory.mktemp('tx') / 'tx.db'}")
-    asyncio.run(load_paths(settings, [terminology_folder()]))
+    asyncio.run(load_paths(settings, []))  # the alliance package is installed on open
     with Client(build_app(settings)) as client:
         yield client
 

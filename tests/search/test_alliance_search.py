@@ -4,22 +4,20 @@ division code, pinyin names."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 from support import Client
 
 from fhir_server.app import build_app
-from fhir_server.cli import demo_folder, terminology_folder
 from fhir_server.config import Settings
 from fhir_server.loader import load_paths
+from fhir_server.package import demo_folder
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory):
     settings = Settings(storage=f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}")
-    folders = [terminology_folder(), Path(settings.profiles_dir), demo_folder()]
-    assert asyncio.run(load_paths(settings, folders)).failed == 0
+    assert asyncio.run(load_paths(settings, [demo_folder()])).failed == 0
     with Client(build_app(settings)) as client:
         yield client
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from search_data import RESOURCES
-from support import Client
+from support import PACKAGE, Client
 
 from fhir_server.app import build_app
 from fhir_server.config import Settings
@@ -124,7 +124,8 @@ CASES = [
     ("Organization?partof=org1", ["org2"]),
     # uri
     ("ValueSet?url=http://alliance-fhir.org/fhir/ValueSet/glucose", ["vs1"]),
-    ("ValueSet?url:below=http://alliance-fhir.org/fhir", ["vs1"]),
+    ("ValueSet?url:below=http://alliance-fhir.org/fhir",  # the package's too
+     ["vs1", *(r["id"] for r in PACKAGE.of_type("ValueSet"))]),
     ("ValueSet?url:above=http://alliance-fhir.org/fhir/ValueSet/glucose/v2", ["vs1"]),
     ("ValueSet?url=http://alliance-fhir.org/fhir", []),
     # composite

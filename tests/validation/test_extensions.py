@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from fhir_server.config import Settings
-from fhir_server.validation.extensions import ExtensionValidator, load_definitions
+from fhir_server.package import AlliancePackage
+from fhir_server.validation.extensions import ExtensionValidator
 
 EXT = "http://alliance-fhir.org/fhir/StructureDefinition"
-VALIDATOR = ExtensionValidator(load_definitions(Path(Settings().profiles_dir)))
+VALIDATOR = ExtensionValidator(AlliancePackage.load(Settings()).of_type("StructureDefinition"))
 MARK = {"url": "mark", "valueCoding": {"code": "HR"}}
 SCOPE = {"url": "scope", "valueCoding": {"code": "alliance"}}
 

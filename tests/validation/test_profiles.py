@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from support import Client
 
 from fhir_server.app import build_app
 from fhir_server.cli import main
 from fhir_server.config import Settings
-from fhir_server.validation.extensions import load_definitions
-from fhir_server.validation.profiles import ProfileValidator, load_value_sets
+from fhir_server.package import AlliancePackage
+from fhir_server.validation.profiles import ProfileValidator, value_sets
 
 BASE = "http://alliance-fhir.org/fhir"
 SETTINGS = Settings()
-VALIDATOR = ProfileValidator(load_definitions(Path(SETTINGS.profiles_dir)),
-                             load_value_sets(Path(SETTINGS.terminology_dir)))
+PACKAGE = AlliancePackage.load(SETTINGS)
+VALIDATOR = ProfileValidator(PACKAGE.of_type("StructureDefinition"),
+                             value_sets(PACKAGE.terminology))
 
 
 def org(**fields: object) -> dict:
