@@ -126,13 +126,13 @@ def alliance(count: int) -> list[dict]:
 
 def synthea(folder: Path) -> list[dict]:
     """Synthea bundles, keeping the entries of types this server holds."""
-    from fhir_server.core.registry import SUPPORTED_TYPES
+    from fhir_server.core.registry import r4_resource_types
 
     bundles = []
     for path in sorted(folder.glob("*.json")):
         bundle = orjson.loads(path.read_bytes())
         bundle["entry"] = [e for e in bundle["entry"]
-                           if e["resource"]["resourceType"] in SUPPORTED_TYPES]
+                           if e["resource"]["resourceType"] in r4_resource_types()]
         bundles.append(bundle)
     return bundles
 

@@ -1,4 +1,4 @@
-"""Wiring: settings -> storage, service, router, ASGI app."""
+"""Wiring: settings -> storage, service, router, ASGI app (with metrics, logs, CORS)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ from fhir_server.config import Settings
 from fhir_server.core.service import FhirService
 from fhir_server.rest.asgi import FhirAsgiApp
 from fhir_server.rest.context import Context
+from fhir_server.rest.cors import CorsMiddleware
+from fhir_server.rest.observe import Observer
+from fhir_server.rest.ops import Operations
 from fhir_server.rest.router import Router
 from fhir_server.rest.routes import ROUTES
 from fhir_server.storage.port import Storage
@@ -24,11 +27,17 @@ def build_service(settings: Settings) -> FhirService:
     return FhirService(open_storage(settings), settings)
 
 
-def build_app(settings: Settings | None = None) -> FhirAsgiApp:
+def build_app(settings: Settings | None = None) -> FhirAsgiApp | CorsMiddleware:
     """The ASGI app; the service opens on lifespan startup and closes on shutdown."""
     settings = settings or Settings.from_env()
     service = build_service(settings)
     router = Router(ROUTES, Context(service, settings))
-
-    return FhirAsgiApp(router, settings.base_path, settings.max_body_bytes,
-                       service.open, service.close)
+    observer = None
+    ops = Operations(service, None)
+    if settings.metrics or settings.access_log:
+        observer = Observer(service.storage, settings.metrics, settings.access_log)
+        ops = Operations(service, observer if settings.metrics else None)
+    app = FhirAsgiApp(router, settings.base_path, settings.max_body_bytes,
+                      service.open, service.close, observer, ops.routes)
+    origins = settings.cors_origin_list
+    return CorsMiddleware(app, origins) if origins else app

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import os
 import sys
+import tempfile
 from dataclasses import fields, replace
 from pathlib import Path
+from typing import Any
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
+from fhir_server import __version__
 from fhir_server.config import Settings
 from fhir_server.core.errors import FhirError
 from fhir_server.core.jsonio import dumps, parse_json
@@ -29,13 +34,35 @@ def _serve(args: argparse.Namespace) -> int:
         settings = replace(settings, require_profiles="*")  # the demo enforces the profiles
     # Before the workers start: migrate, install the alliance package, load the demo.
     demo = [demo_folder()] if args.demo else []
-    asyncio.run(load_paths(settings, demo, quiet=False, unless_present=DEMO_MARK))
+    summary = asyncio.run(load_paths(settings, demo, quiet=not demo, unless_present=DEMO_MARK))
     for field in fields(Settings):  # workers are separate processes: hand settings on
         os.environ["FHIR_" + field.name.upper()] = str(getattr(settings, field.name))
+    if settings.workers > 1 and settings.metrics:  # any worker answers /metrics for all
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="alliance-metrics-")
+    package = AlliancePackage.load(settings)
+    print(f"alliance-fhir-server {__version__}: FHIR R4 base "
+          f"http://{settings.host}:{settings.port}{settings.base_path}, storage "
+          f"{settings.storage}, package {package.name} {package.version}, "
+          f"{settings.workers} worker(s){'; demo: ' + summary.note if summary.note else ''}",
+          file=sys.stderr, flush=True)
     uvicorn.run("fhir_server.app:build_app", factory=True, host=settings.host,
                 port=settings.port, workers=settings.workers, log_level=args.log_level,
-                access_log=False)
+                log_config=log_config(args.log_level), access_log=False, server_header=False)
     return 0
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging, plus the server's own loggers: ``fhir_server`` (text) and
+    ``fhir_server.access`` (one JSON line per request at info, on standard output)."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["line"] = {"format": "%(message)s"}
+    config["handlers"]["line"] = {"class": "logging.StreamHandler", "formatter": "line",
+                                  "stream": "ext://sys.stdout"}
+    config["loggers"]["fhir_server"] = {"handlers": ["default"], "level": level.upper(),
+                                        "propagate": False}
+    config["loggers"]["fhir_server.access"] = {"handlers": ["line"], "level": level.upper(),
+                                               "propagate": False}
+    return config
 
 
 def _load(args: argparse.Namespace) -> int:
@@ -79,6 +106,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="alliance-fhir", description=__doc__)
+    root.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = root.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the FHIR server")
     serve.add_argument("--host", help="bind address (FHIR_HOST, default 127.0.0.1)")
@@ -88,7 +116,10 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--durability", choices=["normal", "full"],
                        help="normal: survive kill -9; full: also power loss")
     serve.add_argument("--demo", action="store_true", help="load the demo alliance first")
-    serve.add_argument("--log-level", default="info")
+    serve.add_argument("--log-level", default="info",
+                       choices=["critical", "error", "warning", "info", "debug", "trace"],
+                       help="server log level (default info); request lines are logged at "
+                            "info (FHIR_ACCESS_LOG=false switches them off)")
     serve.set_defaults(run=_serve)
     load = commands.add_parser("load", help="load Bundles / NDJSON files / folders")
     load.add_argument("paths", nargs="+")

@@ -29,10 +29,25 @@ class Settings:
     profiles_dir: str = ""  # the alliance package's folder; empty: the one in the wheel
     terminology_dir: str = ""  # its terminology folder; empty: the one in the wheel
     require_profiles: str = ""  # types that must claim an alliance profile; "*": all profiled
+    unique_identifiers: str = ("urn:oid:2.16.156.10011.1.3,"  # resident ID (GB 11643)
+                               "http://alliance-fhir.org/fhir/sid/uscc")  # USCC (GB 32100)
+    skip_unchanged_updates: bool = True  # an update equal to the current version: no version
+    metrics: bool = True  # count and time requests for /metrics
+    access_log: bool = True  # one JSON log line per request
+    cors_origins: str = ""  # comma-separated origins allowed by CORS ("*": any); none by default
 
     @property
     def required_profile_types(self) -> list[str]:
         return [t.strip() for t in self.require_profiles.split(",") if t.strip()]
+
+    @property
+    def unique_systems(self) -> frozenset[str]:
+        """Identifier systems whose values no two resources of one type may share."""
+        return frozenset(s.strip() for s in self.unique_identifiers.split(",") if s.strip())
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     @property
     def zone(self) -> dt.timezone:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import orjson
 
-from fhir_server.core.registry import SUPPORTED_TYPES
+from fhir_server.core.registry import r4_resource_types
 from fhir_server.tools import r4_package
 
 OUT = Path(__file__).resolve().parent.parent / "fhir_server" / "search" / "r4_search_params.json"
@@ -96,7 +96,7 @@ def main() -> None:
     by_url = {sp["url"]: sp for sp in definitions}
     params: dict[str, dict[str, dict]] = {}
     for sp in definitions:
-        for rtype in SUPPORTED_TYPES:
+        for rtype in r4_resource_types():
             if rtype not in sp["base"] and not set(COMMON_BASES) & set(sp["base"]):
                 continue
             entry = {"url": sp["url"], "type": sp["type"],
@@ -122,7 +122,7 @@ def main() -> None:
         definition = r4_package.load(f"CompartmentDefinition-{name}.json")
         compartments[definition["code"]] = {
             r["code"]: r["param"] for r in definition["resource"]
-            if r.get("param") and r["code"] in SUPPORTED_TYPES}
+            if r.get("param") and r["code"] in r4_resource_types()}
     table = {"fhirVersion": "4.0.1", "params": params, "compartments": compartments}
     OUT.write_bytes(orjson.dumps(table, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
                     + b"\n")

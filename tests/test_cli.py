@@ -23,7 +23,7 @@ def test_load_folder_of_bundles_and_ndjson(tmp_path, capsys):
     data.mkdir()
     write(data / "a-collection.json", {"resourceType": "Bundle", "type": "collection", "entry": [
         {"resource": {"resourceType": "Organization", "id": "o1", "name": "古路镇中心卫生院"}},
-        {"resource": {"resourceType": "Encounter", "id": "e1", "status": "planned"}}]})
+        {"resource": {"resourceType": "Parameters", "id": "e1"}}]})  # never stored
     (data / "b-patients.ndjson").write_text(
         '{"resourceType": "Patient", "id": "p1", "managingOrganization": '
         '{"reference": "Organization/o1"}}\n\n{"resourceType": "Patient", "id": "p2"}\n')

@@ -32,12 +32,14 @@ def walk_references(value: Any, path: str) -> list[tuple[Resource, str]]:
     return found
 
 
-def local_references(resource: Resource,
-                     is_local_type: Callable[[str], bool]) -> tuple[Reference, ...]:
-    """Relative ``Type/id`` references to types this server holds (contained ones too)."""
+def local_references(resource: Resource, is_local_type: Callable[[str], bool],
+                     path: str = "") -> tuple[Reference, ...]:
+    """Relative ``Type/id`` references to types this server holds (contained ones too),
+    each named by its place below ``path`` (default: the resource type)."""
     found: dict[tuple[str, str], Reference] = {}
-    roots = [(resource, resource["resourceType"])]
-    roots += [(c, f"{resource['resourceType']}.contained[{i}]")
+    path = path or resource["resourceType"]
+    roots = [(resource, path)]
+    roots += [(c, f"{path}.contained[{i}]")
               for i, c in enumerate(resource.get("contained") or []) if isinstance(c, dict)]
     for root, path in roots:
         for holder, where in walk_references(root, path):

@@ -12,7 +12,7 @@ from fhir_server.core.errors import FhirError
 from fhir_server.core.paging import PageTokens, fingerprint
 from fhir_server.core.terminology import Terminology
 from fhir_server.search.parse import ParsedSearch, SearchParser
-from fhir_server.search.plan import AnyOf, Cmp, IndexMatch, Node, Query
+from fhir_server.search.plan import AnyOf, Cmp, IdMatch, IndexMatch, Node, OfType, Query
 from fhir_server.search.registry import SearchRegistry
 from fhir_server.search.types.base import CodeSet
 from fhir_server.storage.port import SearchPage, Storage
@@ -81,14 +81,31 @@ class Searcher:
         result = await self.storage.search(parsed.query)
         return [m.id for m in result.matches]
 
-    def compartment(self, compartment: str, id: str, resource_type: str) -> Node:
-        """Resources of ``resource_type`` in the compartment of ``compartment``/``id``."""
+    def compartment(self, compartment: str, id: str | None, resource_type: str) -> Node:
+        """Resources of ``resource_type`` in the compartment of ``compartment``/``id`` (in
+        any compartment of that kind when ``id`` is None)."""
         codes = self.registry.compartments.get(compartment, {}).get(resource_type)
         if not codes:
             raise FhirError(f"{resource_type} is not in the {compartment} compartment",
                             f"{compartment}/{id}/{resource_type}")
-        matches = tuple(
-            IndexMatch("reference", p.key, ((Cmp("target_type", "=", compartment),
-                                             Cmp("target_id", "=", id)),))
-            for code in codes if (p := self.registry.get(resource_type, code)) is not None)
+        owner = (Cmp("target_type", "=", compartment),
+                 *((Cmp("target_id", "=", id),) if id is not None else ()))
+        matches = tuple(IndexMatch("reference", p.key, (owner,)) for code in codes
+                        if (p := self.registry.get(resource_type, code)) is not None)
         return AnyOf(matches)
+
+    def compartment_types(self, compartment: str) -> tuple[str, ...]:
+        """The served types that can be in a compartment of this kind."""
+        return tuple(sorted(t for t in self.registry.compartments.get(compartment, {})
+                            if t in self.registry.types))
+
+    def whole_compartment(self, compartment: str, id: str | None,
+                          types: tuple[str, ...], owner: bool = False) -> Node:
+        """Resources of any of ``types`` in the compartment (every one of that kind when
+        ``id`` is None); with ``owner``, the compartment's owner(s) too."""
+        nodes = [self.compartment(compartment, id, t) for t in types
+                 if t in self.registry.compartments.get(compartment, {})]
+        if owner:
+            nodes.append(IdMatch((id,), types=(compartment,)) if id is not None
+                         else OfType((compartment,)))
+        return AnyOf(tuple(nodes))

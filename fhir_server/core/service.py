@@ -39,6 +39,7 @@ from fhir_server.search.types.base import Context as SearchContext
 from fhir_server.storage.port import (
     AlreadyExists,
     CommitOptions,
+    DuplicateIdentifier,
     HistoryPage,
     HistoryQuery,
     IntegrityError,
@@ -76,6 +77,7 @@ class FhirService:
         self.registry = registry or ResourceRegistry()
         self.validator = validator or StructureValidator()
         self.new_id = new_id or Uuid7()
+        self.unique_systems = settings.unique_systems
         self.options = CommitOptions(settings.check_references,
                                      settings.allow_referenced_delete)
         self.conditions = Conditions(self)
@@ -85,6 +87,7 @@ class FhirService:
                                                   settings.required_profile_types),
                               structure=self.validator)
         self._secret = b""
+        self.ready = False  # opened, migrated and the alliance package installed
         self._use_search_parameters([])
 
     def _use_search_parameters(self, stored: list[Resource]) -> None:
@@ -116,6 +119,7 @@ class FhirService:
         if await self.storage.pending_reindex():
             await self.reindex()
         await self.install_package()
+        self.ready = True
 
     async def install_package(self) -> int:
         """Write every resource of the alliance package that storage lacks or holds in
@@ -131,6 +135,7 @@ class FhirService:
         return len(changed)
 
     async def close(self) -> None:
+        self.ready = False
         await self.storage.close()
 
     async def reindex(self, batch_size: int = 500) -> int:
@@ -203,7 +208,7 @@ class FhirService:
         self.check_type(resource_type)
         resource["id"] = id or self.new_id()
         self.validate(resource, resource_type, prefix)
-        return Prepared(self._write("create", resource), resource)
+        return Prepared(self._write("create", resource, None, prefix), resource)
 
     def prepare_update(self, resource_type: str, id: str, resource: Resource,
                        if_match: int | None = None, prefix: str = "") -> Prepared:
@@ -216,35 +221,59 @@ class FhirService:
             raise FhirError(f"The resource id {body_id!r} does not match the URL id {id!r}",
                             f"{prefix or resource_type}.id")
         self.validate(resource, resource_type, prefix)
-        return Prepared(self._write("update", resource, if_match), resource)
+        return Prepared(self._write("update", resource, if_match, prefix), resource)
 
     def prepare_delete(self, resource_type: str, id: str,
                        if_match: int | None = None) -> Prepared:
         self.check_type(resource_type)
         return Prepared(Write("delete", resource_type, id, if_match=if_match), None)
 
-    def _write(self, kind: str, resource: Resource, if_match: int | None = None) -> Write:
-        refs = local_references(resource, self.registry.is_supported)
+    def _write(self, kind: str, resource: Resource, if_match: int | None = None,
+               prefix: str = "") -> Write:
+        """The write of a validated resource; ``prefix`` names where it stands in a Bundle
+        (``Bundle.entry[2].resource``), for the errors of its references."""
+        refs = local_references(resource, self.registry.is_supported, prefix)
         return Write(kind, resource["resourceType"], resource["id"],  # type: ignore[arg-type]
-                     renderer(resource), if_match, refs, self.indexer.rows(resource))
+                     renderer(resource), if_match, refs, self.indexer.rows(resource),
+                     kind == "update" and self.settings.skip_unchanged_updates,
+                     self._unique_identifiers(resource))
+
+    def _unique_identifiers(self, resource: Resource) -> tuple[tuple[str, str], ...]:
+        identifiers = resource.get("identifier")
+        if not self.unique_systems or not isinstance(identifiers, list):
+            return ()
+        return tuple((i["system"], i["value"]) for i in identifiers
+                     if isinstance(i, dict) and i.get("system") in self.unique_systems
+                     and isinstance(i.get("value"), str))
 
     # -- committing --------------------------------------------------------------------
 
-    async def commit(self, prepared: Sequence[Prepared],
-                     options: CommitOptions | None = None) -> list[StoredVersion]:
-        """Commit prepared writes atomically; port errors become FhirErrors."""
+    async def commit(self, prepared: Sequence[Prepared], options: CommitOptions | None = None,
+                     where: dict[tuple[str, str], str] | None = None) -> list[StoredVersion]:
+        """Commit prepared writes atomically; port errors become FhirErrors (``where``
+        names the place of each written resource in a Bundle, for their expressions)."""
         await self._check_referrals(prepared)
+        places = where or {}
+
+        def place(rtype: str, id: str) -> str:
+            return places.get((rtype, id), f"{rtype}/{id}")
+
         try:
             return await self.storage.commit([p.write for p in prepared], options or self.options)
         except VersionConflict as error:
             raise PreconditionFailed(
                 f"{error.resource_type}/{error.id}: If-Match expects version {error.expected}"
                 f" but the current version is {error.actual or 'none'}",
-                f"{error.resource_type}/{error.id}") from None
+                place(error.resource_type, error.id)) from None
         except AlreadyExists as error:
-            raise Conflict(str(error), f"{error.resource_type}/{error.id}") from None
+            raise Conflict(str(error), place(error.resource_type, error.id)) from None
+        except DuplicateIdentifier as error:
+            at = places.get((error.resource_type, error.id), error.resource_type)
+            raise Conflict(f"{error.resource_type}/{error.id}: the identifier "
+                           f"{error.system}|{error.value} already belongs to {error.holder} "
+                           "/ 标识符已被占用", f"{at}.identifier") from None
         except IntegrityError as error:
-            raise _integrity_error(error) from None
+            raise _integrity_error(error, place) from None
 
     async def _check_referrals(self, prepared: Sequence[Prepared]) -> None:
         """alliance-ref-2 (referral direction against the tiers), resolving the requester and
@@ -345,10 +374,10 @@ def _unversioned(content: bytes) -> Resource:
     return {**resource, "meta": meta} if meta else resource
 
 
-def _integrity_error(error: IntegrityError) -> FhirError:
+def _integrity_error(error: IntegrityError, place: Callable[[str, str], str]) -> FhirError:
     if error.referenced:
         issues = [Issue("conflict", f"{t}/{i} is still referenced by {', '.join(by)}",
-                        f"{t}/{i}") for t, i, by in error.referenced]
+                        place(t, i)) for t, i, by in error.referenced]
         return Conflict(issues)
     issues = [Issue("not-found", f"The reference {ref.resource_type}/{ref.id} does not "
                     f"resolve to a resource on this server", ref.expression)

@@ -52,8 +52,18 @@ def summarize(resource: Resource, mode: str, table: StructureTable) -> Resource:
                     "_summary")
 
 
-def select_elements(resource: Resource, elements: list[str]) -> Resource:
-    """Only the named top-level elements (plus the mandatory ones), marked SUBSETTED."""
-    wanted = {e.strip().split(".")[-1] for e in elements if e.strip()}
-    return _mark({k: v for k, v in resource.items()
-                  if k in ALWAYS or k.removeprefix("_") in wanted})
+def select_elements(resource: Resource, elements: list[str], table: StructureTable) -> Resource:
+    """Only the named top-level elements, plus the mandatory ones (min 1: a client's
+    parser needs them, e.g. ``ValueSet.status``), marked SUBSETTED. A choice element is
+    named by its base (``value`` or ``value[x]`` keeps ``valueQuantity``)."""
+    wanted = {e.strip().split(".")[-1].removesuffix("[x]") for e in elements if e.strip()}
+    rules = table.rules(resource.get("resourceType", ""))
+    if rules is not None:
+        wanted.update(rules.required)
+
+    def kept(key: str) -> bool:
+        name = key.removeprefix("_")
+        element = rules.elements.get(name) if rules is not None else None
+        return name in wanted or (element is not None and element.choice in wanted)
+
+    return _mark({k: v for k, v in resource.items() if k in ALWAYS or kept(k)})

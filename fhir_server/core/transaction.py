@@ -154,7 +154,9 @@ class TransactionPlanner:
             if entry not in matched:
                 prepared += [(entry, p) for p in await self._prepare(entry, targets[entry])]
                 hand_over_gil()
-        results = await self.service.commit([p for _, p in prepared], options)
+        where = {(p.write.resource_type, p.write.id): f"{e.where}.resource"
+                 if p.write.kind != "delete" else e.where for e, p in prepared}
+        results = await self.service.commit([p for _, p in prepared], options, where)
         outcomes: dict[int, Outcome] = {}
         for (entry, _), stored in zip(prepared, results, strict=True):
             if entry.index not in outcomes:

@@ -7,11 +7,15 @@ the body size limit (413) before reading more than allowed, and runs the lifespa
 from __future__ import annotations
 
 import logging
+import os
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
 from fhir_server.core.errors import FhirError, NotFound, PayloadTooLarge
+from fhir_server.rest.observe import Observer
+from fhir_server.rest.ops import OPS_PATHS, OpsHandler
 from fhir_server.rest.render import outcome_response
 from fhir_server.rest.request import FhirRequest, FhirResponse
 from fhir_server.rest.router import Router
@@ -27,33 +31,50 @@ class FhirAsgiApp:
     """ASGI application serving the FHIR API under ``base_path``."""
 
     def __init__(self, router: Router, base_path: str, max_body_bytes: int,
-                 startup: Hook | None = None, shutdown: Hook | None = None) -> None:
+                 startup: Hook | None = None, shutdown: Hook | None = None,
+                 observer: Observer | None = None,
+                 ops: dict[str, OpsHandler] | None = None) -> None:
         self.router = router
         self.base_path = "/" + base_path.strip("/") if base_path.strip("/") else ""
         self.max_body_bytes = max_body_bytes
         self.startup, self.shutdown = startup, shutdown
+        self.observer = observer
+        self.ops = ops or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            response = await self._handle(scope, receive)
+            started = time.perf_counter()
+            headers: dict[str, str] = {}
+            for raw_key, raw_value in scope["headers"]:
+                key, value = raw_key.decode("latin-1").lower(), raw_value.decode("latin-1")
+                headers[key] = f"{headers[key]},{value}" if key in headers else value
+            request_id = _request_id(headers.get("x-request-id"))
+            response, request = await self._handle(scope, receive, headers)
+            response.headers.append(("x-request-id", request_id))
             await _send(send, response)
+            if self.observer is not None:
+                interaction = (request.interaction or "unknown") if request \
+                    else _ops_name(scope["path"])
+                self.observer.request(request_id, scope["method"], interaction,
+                                      request.resource_type if request else "",
+                                      response.status, time.perf_counter() - started)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 
-    async def _handle(self, scope: Scope, receive: Receive) -> FhirResponse:
+    async def _handle(self, scope: Scope, receive: Receive, headers: dict[str, str],
+                      ) -> tuple[FhirResponse, FhirRequest | None]:
         path: str = scope["path"]
         base = self.base_path
         if base and path != base and not path.startswith(base + "/"):
+            ops = self.ops.get(path)
+            if ops is not None and scope["method"] in ("GET", "HEAD"):
+                return await ops(), None
             error = NotFound(f"No FHIR endpoint at {path}; the FHIR base is {base}")
-            return outcome_response(404, error.issues)
-        headers: dict[str, str] = {}
-        for raw_key, raw_value in scope["headers"]:
-            key, value = raw_key.decode("latin-1").lower(), raw_value.decode("latin-1")
-            headers[key] = f"{headers[key]},{value}" if key in headers else value
+            return outcome_response(404, error.issues), None
         try:
             body = await self._body(receive, headers) if scope["method"] != "GET" else b""
         except FhirError as error:
-            return outcome_response(error.status, error.issues)
+            return outcome_response(error.status, error.issues), None
         host = headers.get("host") or "{}:{}".format(*(scope.get("server") or ("localhost", 80)))
         request = FhirRequest(
             method=scope["method"],
@@ -64,7 +85,7 @@ class FhirAsgiApp:
             body=body,
             base_url=f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}{base}",
         )
-        return await self.router.dispatch(request)
+        return await self.router.dispatch(request), request
 
     async def _body(self, receive: Receive, headers: dict[str, str]) -> bytes:
         limit = self.max_body_bytes
@@ -97,6 +118,19 @@ class FhirAsgiApp:
             await send({"type": kind + ".complete"})
             if kind == "lifespan.shutdown":
                 return
+
+
+def _request_id(given: str | None) -> str:
+    """The client's ``X-Request-Id`` when it is a sane token, else a new random one."""
+    if given and len(given) <= 128 and given.isascii() and given.isprintable() \
+            and " " not in given:
+        return given
+    return os.urandom(12).hex()
+
+
+def _ops_name(path: str) -> str:
+    """The interaction name of a request outside the FHIR routes (``health``, ``metrics``)."""
+    return path.strip("/").split("/", 1)[0] if path in OPS_PATHS else "unknown"
 
 
 async def _send(send: Send, response: FhirResponse) -> None:

@@ -18,6 +18,7 @@ class Context:
     service: FhirService
     settings: Settings
     router: Router | None = field(default=None)
+    cache: dict[object, bytes] = field(default_factory=dict)  # documents built once
 
     async def dispatch(self, request: FhirRequest) -> FhirResponse:
         """Re-enter the router (batch and transaction entries)."""

@@ -33,10 +33,11 @@ def shape(content: bytes, request: FhirRequest, table: StructureTable | None = N
     if (summary is None or summary == "false") and not elements:
         return content
     resource = orjson.loads(content)
+    table = table or r4_table()
     if summary is not None:
-        resource = summarize(resource, summary, table or r4_table())
+        resource = summarize(resource, summary, table)
     if elements:
-        resource = select_elements(resource, elements.split(","))
+        resource = select_elements(resource, elements.split(","), table)
     return orjson.dumps(resource)
 
 

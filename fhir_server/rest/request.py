@@ -15,6 +15,8 @@ class FhirRequest:
     headers: dict[str, str] = field(default_factory=dict)  # lower-case names
     body: bytes = b""
     base_url: str = "http://localhost:8080/fhir"
+    interaction: str = ""  # set by the router: the FHIR code of the route that answers
+    resource_type: str = ""  # set by the router: the type named in the path, if served
 
     def param(self, name: str) -> str | None:
         """The last value of a query parameter, or None."""

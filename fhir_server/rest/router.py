@@ -75,6 +75,10 @@ class Router:
             if found is None:
                 raise self._no_route(request)
             route, args = found
+            request.interaction = route.interactions[0]
+            rtype = args.get("type", "")
+            if self.context.service.registry.is_supported(rtype):
+                request.resource_type = rtype
             return await route.handler(self.context, request, args)
         except FhirError as error:
             return outcome_response(error.status, error.issues)

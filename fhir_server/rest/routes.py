@@ -14,6 +14,8 @@ from fhir_server.rest.interactions.search_type import search_type
 from fhir_server.rest.interactions.transaction import transaction
 from fhir_server.rest.interactions.update import update
 from fhir_server.rest.interactions.vread import vread
+from fhir_server.rest.operations.api_docs import api_docs, swagger_ui
+from fhir_server.rest.operations.everything import everything
 from fhir_server.rest.operations.reindex import reindex
 from fhir_server.rest.operations.terminology import terminology
 from fhir_server.rest.operations.validate import validate
@@ -21,9 +23,14 @@ from fhir_server.rest.router import Route
 
 ROUTES: list[Route] = [
     Route("GET", "metadata", ("capabilities",), capabilities),
+    Route("GET", "api-docs", ("api-docs",), api_docs),
+    Route("GET", "swagger-ui", ("api-docs",), swagger_ui),
+    Route("GET", "swagger-ui/{asset}", ("api-docs",), swagger_ui),
     Route("POST", "$reindex", ("reindex",), reindex),
     Route("POST", "{type}/$validate", ("validate",), validate),
     Route("POST", "{type}/{id}/$validate", ("validate",), validate),
+    *[Route(method, pattern, ("everything",), everything) for method in ("GET", "POST")
+      for pattern in ("Patient/$everything", "Patient/{id}/$everything")],
     *[Route(method, pattern, ("terminology",), terminology)
       for method in ("GET", "POST")
       for pattern in ("{type}/{$operation}", "{type}/{id}/{$operation}")],

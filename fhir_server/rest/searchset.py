@@ -7,6 +7,7 @@ Links: self, first, next and previous, paging by signed ``_page`` tokens.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from urllib.parse import parse_qsl
 
 from fhir_server.core.jsonio import dumps
@@ -33,13 +34,18 @@ def criteria(request: FhirRequest) -> list[tuple[str, str]]:
 
 
 async def searchset(ctx: Context, request: FhirRequest, types: tuple[str, ...], path: str,
-                    extra: tuple[Node, ...] = ()) -> FhirResponse:
-    """Run a search and answer with its searchset Bundle."""
-    pairs = criteria(request)
+                    extra: tuple[Node, ...] = (),
+                    pairs: list[tuple[str, str]] | None = None) -> FhirResponse:
+    """Run a search (of the request's criteria, or of ``pairs``) and answer with its
+    searchset Bundle."""
+    pairs = criteria(request) if pairs is None else pairs
     summary = next((v for k, v in reversed(pairs) if k == "_summary"), None)
     if summary == "count":
         pairs = [(k, v) for k, v in pairs if k not in ("_count", "_total")]
         pairs += [("_count", "0"), ("_total", "accurate")]
+    total_asked = next((v for k, v in reversed(pairs) if k == "_total"), None)
+    if total_asked is None and ("_count", "0") in pairs:  # only the count is wanted
+        pairs.append(("_total", "accurate"))
     searcher = ctx.service.searcher
     parsed = await searcher.parse_request(types, pairs, prefer(request, "handling") == "strict",
                                           request.base_url)
@@ -47,6 +53,11 @@ async def searchset(ctx: Context, request: FhirRequest, types: tuple[str, ...], 
     result = await searcher.search(parsed, page_token, extra)
     request.query = [(k, v) for k, v in pairs if k in PRESENTATION] + [
         (k, v) for k, v in parsed.used if k not in PRESENTATION]
+    if total_asked == "none":
+        result = replace(result, page=replace(result.page, total=None))
+    elif result.page.total is None and page_token is None and not result.page.has_next:
+        # one page holds every match: the total is known
+        result = replace(result, page=replace(result.page, total=len(result.page.matches)))
     return json_response(200, _bundle(request, path, result, page_token), request)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 import fhirpathpy
@@ -200,5 +200,8 @@ def _guess_type(value: Any) -> str:
     return "string"
 
 
+@cache
 def compile_path(expression: str, root: str | None) -> Accessor:
+    """The accessor of an expression, compiled once per process (accessors are immutable,
+    and every registry of a process shares them)."""
     return Accessor(expression, root)

@@ -82,7 +82,7 @@ class SearchParser:
                     raise FhirError(f"_total must be one of {', '.join(TOTALS)}", "_total")
                 total = value in ("accurate", "estimate")
             elif base in ("_include", "_revinclude"):
-                includes.append(self._include(name, value, types))
+                includes += self._includes(name, value, types)
             elif base in ("_contained", "_containedType"):
                 raise FhirError(f"{base} is not supported", base)
             else:
@@ -119,11 +119,32 @@ class SearchParser:
             raise FhirError("_sort needs at least one parameter", "_sort")
         return tuple(keys)
 
-    def _include(self, name: str, value: str, types: tuple[str, ...]) -> Include:
+    def _includes(self, name: str, value: str, types: tuple[str, ...]) -> list[Include]:
+        """The includes of one ``_include`` / ``_revinclude``; ``*`` alone: every reference
+        of the searched types (``_include``) or to them (``_revinclude``)."""
         reverse = name.startswith("_revinclude")
         modifier = name.partition(":")[2]
         if modifier not in ("", "iterate", "recurse"):
             raise FhirError(f"Unknown modifier on {name}", name)
+        if value != "*":
+            return [self._include(name, value, types, reverse, bool(modifier))]
+        searched = types or self.registry.types
+        if not reverse:
+            return [Include(t, keys, None, False, bool(modifier)) for t in searched
+                    if (keys := self._reference_keys(t, None))]
+        return [Include(source, keys, None, True, bool(modifier))
+                for source in self.registry.types
+                if (keys := self._reference_keys(source, set(searched)))]
+
+    def _reference_keys(self, source: str, targets: set[str] | None) -> tuple[str, ...]:
+        """Index keys of the reference parameters of ``source`` (those that may point to
+        one of ``targets``, when given)."""
+        return tuple(q.key for p in self.registry.params(source) if p.type == "reference"
+                     and (targets is None or not p.targets or targets & set(p.targets))
+                     for q in self._parts(p))
+
+    def _include(self, name: str, value: str, types: tuple[str, ...], reverse: bool,
+                 iterate: bool) -> Include:
         parts = value.split(":")
         if len(parts) not in (2, 3):
             raise FhirError(f"{name} needs Type:parameter[:targetType], got {value!r}", name)
@@ -131,7 +152,7 @@ class SearchParser:
         target = parts[2] if len(parts) == 3 else None
         if source not in self.registry.types:
             raise FhirError(f"Unknown resource type {source!r} in {name}", name)
-        if not reverse and not modifier and types and source not in types:
+        if not reverse and not iterate and types and source not in types:
             raise FhirError(f"{name}={value} does not start from the searched type", name)
         if code == "*":
             params = [p for p in self.registry.params(source) if p.type == "reference"]
@@ -143,8 +164,7 @@ class SearchParser:
         if target is not None and target not in self.registry.types:
             raise FhirError(f"Unknown target type {target!r} in {name}", name)
         return Include(source, tuple(q.key for p in params for q in self._parts(p)), target,
-                       reverse,
-                       iterate=bool(modifier))
+                       reverse, iterate)
 
     # -- criteria -------------------------------------------------------------------------
 

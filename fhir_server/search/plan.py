@@ -64,6 +64,14 @@ class IdMatch:
 
 
 @dataclass(frozen=True, slots=True)
+class OfType:
+    """Resources of one of ``types`` (inside an ``AnyOf`` of a search over several types:
+    ``Patient/$everything`` takes every Patient beside the compartments' members)."""
+
+    types: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class LastUpdated:
     """Conditions on the resource's lastUpdated, as a range ``low``..``high`` (ms)."""
 
@@ -100,7 +108,7 @@ class AllOf:
     nodes: tuple[Node, ...]
 
 
-Node = IndexMatch | Missing | IdMatch | LastUpdated | Chain | Has | AnyOf | AllOf
+Node = IndexMatch | Missing | IdMatch | OfType | LastUpdated | Chain | Has | AnyOf | AllOf
 
 
 @dataclass(frozen=True, slots=True)

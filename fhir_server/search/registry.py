@@ -78,7 +78,8 @@ class SearchRegistry:
         self._urls: set[str] = set()
         for rtype in self.types:
             for code, raw in definitions["params"].get(rtype, {}).items():
-                self._add(rtype, code, raw)
+                if raw["type"] in TYPES:  # not "special" (Location.near: geospatial)
+                    self._add(rtype, code, raw)
             self._find_unions(rtype)
 
     def _add(self, rtype: str, code: str, raw: dict[str, Any], normalizer: str = "") -> None:

@@ -52,6 +52,8 @@ class Write:
     if_match: int | None = None  # the version the client expects to be current
     references: tuple[Reference, ...] = ()
     index: IndexRows | None = None  # search index rows of the new version
+    skip_unchanged: bool = False  # an update whose content equals the current one: no-op
+    unique: tuple[tuple[str, str], ...] = ()  # (system, value) no other of its type may hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +126,16 @@ class AlreadyExists(StorageError):
         super().__init__(f"{resource_type}/{id} already exists")
 
 
+class DuplicateIdentifier(StorageError):
+    """A unique identifier (``Write.unique``) already held by another resource."""
+
+    def __init__(self, resource_type: str, id: str, system: str, value: str,
+                 holder: str) -> None:
+        self.resource_type, self.id, self.system, self.value = resource_type, id, system, value
+        self.holder = holder  # "Type/id" of the resource that holds it
+        super().__init__(f"{system}|{value} is already the identifier of {holder}")
+
+
 class IntegrityError(StorageError):
     """Dangling references, or deletes of resources that others still reference."""
 
@@ -135,6 +147,15 @@ class IntegrityError(StorageError):
 
 
 ReindexRows = Callable[[bytes], IndexRows]
+GroupObserver = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class StorageStats:
+    """What an operator watches (``/metrics``)."""
+
+    writer_queue: int  # commits waiting for the writer
+    size_bytes: int  # what the database takes on disk
 
 
 class Storage(Protocol):
@@ -182,3 +203,12 @@ class Storage(Protocol):
 
     async def pending_reindex(self) -> bool:
         """Whether stored resources lack index rows (after a schema migration)."""
+
+    async def ping(self) -> None:
+        """Answer a trivial query (readiness); StorageError when storage is unreachable."""
+
+    def stats(self) -> StorageStats:
+        """The writer's queue and the database size, cheaply (no query)."""
+
+    def observe_groups(self, observer: GroupObserver) -> None:
+        """Call ``observer`` with the number of commits of each group the writer applies."""

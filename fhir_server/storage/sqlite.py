@@ -11,14 +11,15 @@ an acknowledged write survives ``kill -9``; ``durability="full"`` also survives 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from fhir_server.search.extract import IndexRows
@@ -27,6 +28,7 @@ from fhir_server.storage.port import (
     DEFAULT_OPTIONS,
     AlreadyExists,
     CommitOptions,
+    GroupObserver,
     HistoryEntry,
     HistoryPage,
     HistoryQuery,
@@ -35,6 +37,7 @@ from fhir_server.storage.port import (
     ReindexRows,
     SearchPage,
     StorageError,
+    StorageStats,
     StoredVersion,
     VersionConflict,
     Write,
@@ -42,6 +45,7 @@ from fhir_server.storage.port import (
 from fhir_server.storage.sqlite_query import SearchRunner
 from fhir_server.storage.sqlite_rows import insert_rows, select_keyed
 from fhir_server.storage.sqlite_schema import migrate
+from fhir_server.storage.sqlite_unique import check_unique
 
 T = TypeVar("T")
 log = logging.getLogger("fhir_server")
@@ -103,7 +107,7 @@ def _version(row: Sequence[Any]) -> StoredVersion:
     return StoredVersion(row[0], row[1], row[2], row[3], bool(row[4]), row[5] or b"")
 
 
-@contextmanager
+@contextlib.contextmanager
 def _translate() -> Iterator[None]:
     """Turn sqlite3 errors into port errors, at one border."""
     try:
@@ -131,6 +135,7 @@ class SqliteStorage:
         self._secret = b""
         self.index_of: ReindexRows | None = None
         self._since_analyze = 0
+        self._group_observer: GroupObserver | None = None
 
     # -- connections -------------------------------------------------------------------
 
@@ -261,6 +266,20 @@ class SqliteStorage:
             "SELECT value FROM settings WHERE key = 'reindex'").fetchone()
         return bool(row and row[0] == "pending")
 
+    async def ping(self) -> None:
+        with _translate():
+            await self._in_pool(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    def stats(self) -> StorageStats:
+        size = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):
+                size += os.stat(self.path + suffix).st_size
+        return StorageStats(self._queue.qsize(), size)
+
+    def observe_groups(self, observer: GroupObserver) -> None:
+        self._group_observer = observer
+
     async def reindex_batch(self, after_rid: int, size: int,
                             rows: ReindexRows) -> tuple[int | None, int]:
         future: Future[tuple[int | None, int]] = Future()
@@ -312,6 +331,8 @@ class SqliteStorage:
                     break
                 group.append(item)
             self._run_group(conn, group)
+            if self._group_observer is not None:
+                self._group_observer(len(group))
             self._since_analyze += len(group)
             if self._since_analyze >= ANALYZE_EVERY:
                 self._since_analyze = 0
@@ -365,6 +386,7 @@ class SqliteStorage:
                                    current.get((write.resource_type, write.id)))
                    for write in writes]
         batch.flush(conn)
+        check_unique(conn, writes, lambda key: self._pid(conn, key, create=False))
         self._check_integrity(conn, writes, options)
         return results
 
@@ -390,6 +412,13 @@ class SqliteStorage:
             raise AlreadyExists(*key)
         if write.kind == "delete" and deleted:
             return StoredVersion(*key, current, row[2] if row else 0, True, b"")
+        old = None
+        if row is not None and not deleted:
+            old = conn.execute("SELECT content FROM history WHERE seq = ?", (row[4],)
+                               ).fetchone()[0]
+            if write.skip_unchanged and write.render is not None \
+                    and write.render(current, row[2]) == old:  # the same bytes: no version
+                return StoredVersion(*key, current, row[2], False, old)
         version = current + 1
         content = None if write.kind == "delete" else write.render(version, now)  # type: ignore[misc]
         method = {"create": "POST", "update": "PUT", "delete": "DELETE"}[write.kind]
@@ -403,9 +432,7 @@ class SqliteStorage:
             rid = row[3]
             batch.updated.append((batch.seq, version, now, content is None, rid))
             batch.unreferenced.append(key)
-            if not deleted and self.index_of is not None:
-                old = conn.execute("SELECT content FROM history WHERE seq = ?",
-                                   (row[4],)).fetchone()[0]
+            if old is not None and self.index_of is not None:
                 self._add_rows(conn, batch.deletes, rid, self.index_of(old))
         batch.refs += [(*key, ref.resource_type, ref.id) for ref in write.references]
         if content is not None and write.index:

@@ -22,6 +22,7 @@ from fhir_server.search.plan import (
     LastUpdated,
     Missing,
     Node,
+    OfType,
 )
 
 MAX_TEXT = "\U0010ffff"  # sorts after every other character: the end of a prefix range
@@ -133,6 +134,8 @@ class SqlCompiler:
                 return (f"{alias}.rid {operator} (SELECT rid FROM resources WHERE type IN "
                         f"({kinds}) AND id IN ({marks}))", [*node.types, *node.ids])
             return f"{alias}.id {operator} ({marks})", list(node.ids)
+        if isinstance(node, OfType):
+            return f"{alias}.type IN ({', '.join('?' * len(node.types))})", list(node.types)
         if isinstance(node, LastUpdated):
             return self.conditions(node.any_of, lambda c: f"{alias}.last_updated")
         if isinstance(node, Chain):

@@ -9,7 +9,8 @@ from fhir_server.outcome import Issue, has_errors
 from fhir_server.types import Resource
 from fhir_server.validation.business import business_rules
 from fhir_server.validation.extensions import ExtensionValidator
-from fhir_server.validation.profiles import ProfileValidator, value_sets
+from fhir_server.validation.hints import CodingHints
+from fhir_server.validation.profiles import ProfileValidator, complete_systems, value_sets
 from fhir_server.validation.structure import StructureValidator
 
 
@@ -28,7 +29,8 @@ class Checks:
         the ValueSets of its ``terminology``."""
         definitions = [r for r in profiles if r.get("resourceType") == "StructureDefinition"]
         return cls(StructureValidator(), ExtensionValidator(definitions),
-                   ProfileValidator(definitions, value_sets(terminology), require_profiles))
+                   ProfileValidator(definitions, value_sets(terminology), require_profiles,
+                                    CodingHints(terminology), complete_systems(terminology)))
 
     def rules(self, resource: Resource, profiles: Iterable[str] = ()) -> list[Issue]:
         """Business rules, alliance extensions and profiles (claimed ones and ``profiles``)

@@ -23,6 +23,7 @@ from fhirpathpy.models import models
 
 from fhir_server.outcome import Issue
 from fhir_server.types import Resource
+from fhir_server.validation.hints import CodingHints
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,10 +179,13 @@ class ProfileValidator:
 
     def __init__(self, definitions: Iterable[Resource],
                  value_sets: dict[str, set[tuple[str, str]]],
-                 required_for: Iterable[str] = ()) -> None:
+                 required_for: Iterable[str] = (), hints: CodingHints | None = None,
+                 systems: dict[str, frozenset[str]] | None = None) -> None:
         self.profiles = {d["url"]: compile_profile(d) for d in definitions
                          if d.get("kind") == "resource" and d.get("derivation") == "constraint"}
         self.value_sets = value_sets
+        self.hints = hints or CodingHints(())
+        self.systems = systems or {}
         profiled = {p.type for p in self.profiles.values()}
         wanted = set(required_for)
         self.required_for = frozenset(profiled if "*" in wanted else wanted & profiled)
@@ -226,8 +230,11 @@ class ProfileValidator:
                     _contains(v, piece.pattern) if piece.pattern is not None
                     else v.get("url") == piece.url)]
                 if len(matching) < piece.min:
-                    issues.append(Issue("required", f"{where} is required (min {piece.min}) "
-                                        "/ 缺少必需切片", where))
+                    system = (piece.pattern or {}).get("system") \
+                        if isinstance(piece.pattern, dict) else None
+                    fix = f": {self.hints.hint(items, system)}" if system else ""
+                    issues.append(Issue("required", f"{where} is required (min {piece.min})"
+                                        f"{fix} / 缺少必需切片", where))
                 if 0 <= piece.max < len(matching):
                     issues.append(Issue("structure", f"{where} allows at most {piece.max} / "
                                         "切片超出最大次数", where))
@@ -268,24 +275,36 @@ class ProfileValidator:
         for value in values:
             codes = _codes(value)
             if codes and not any(c in allowed or ("", c[1]) in allowed for c in codes):
+                unknown = [(s, c) for s, c in codes if c not in self.systems.get(s, (c,))]
+                if unknown:  # a code its (complete) CodeSystem does not define: never valid
+                    system, code = unknown[0]
+                    issues.append(Issue("code-invalid", f"{where}: {code} is not a code of "
+                                        f"{system} / 代码系统中无此代码", where))
+                    continue
                 severity = "error" if strength == "required" else "warning"
                 issues.append(Issue("code-invalid", f"{where}: {codes[0][1]} is not in {url} "
                                     f"({strength} binding) / 代码不在值集中", where, severity))
         return issues
 
 
+def _concept_codes(concepts: list[Resource]) -> list[str]:
+    """Every code of a CodeSystem's concepts, nested ones too."""
+    return [c["code"] for c in concepts] + [x for c in concepts
+                                            for x in _concept_codes(c.get("concept", []))]
+
+
+def complete_systems(resources: Iterable[Resource]) -> dict[str, frozenset[str]]:
+    """CodeSystem url → its codes, for the CodeSystems that define all their codes
+    (``content: complete``): a code outside them is wrong whatever the binding."""
+    return {r["url"]: frozenset(_concept_codes(r.get("concept", []))) for r in resources
+            if r.get("resourceType") == "CodeSystem" and r.get("content") == "complete"}
+
+
 def value_sets(resources: list[Resource]) -> dict[str, set[tuple[str, str]]]:
     """ValueSet url → codes, for the ValueSets that include whole CodeSystems or list their
     concepts (what ``terminology/`` holds)."""
-    systems: dict[str, list[str]] = {}
-
-    def codes(concepts: list[Resource]) -> list[str]:
-        return [c["code"] for c in concepts] + [x for c in concepts
-                                                for x in codes(c.get("concept", []))]
-
-    for resource in resources:
-        if resource.get("resourceType") == "CodeSystem":
-            systems[resource["url"]] = codes(resource.get("concept", []))
+    systems = {r["url"]: _concept_codes(r.get("concept", [])) for r in resources
+               if r.get("resourceType") == "CodeSystem"}
     value_sets: dict[str, set[tuple[str, str]]] = {}
     for resource in resources:
         if resource.get("resourceType") != "ValueSet":

@@ -52,6 +52,22 @@ class Primitive:
     regex: re.Pattern[str] | None
 
 
+DATE_ONLY = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
+TIME_WITHOUT_ZONE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?")
+
+
+def _format_hint(code: str, value: str) -> str:
+    """What is wrong with a date or time that does not match its type's format."""
+    if code in ("dateTime", "instant") and TIME_WITHOUT_ZONE.fullmatch(value):
+        return (": a time needs its zone, e.g. "
+                f"{value if value.count(':') > 1 else value + ':00'}+08:00 or …Z")
+    if code == "dateTime" and "T" in value and value.count(":") == 1:
+        return ": a time needs seconds (hh:mm:ss)"
+    if code == "instant" and DATE_ONLY.fullmatch(value):
+        return ": an instant needs a date, a time with seconds and a zone"
+    return ""
+
+
 class StructureTable:
     """The compiled R4 structure table: resource names, type rules, primitives."""
 
@@ -216,7 +232,8 @@ class StructureValidator:
                 if len(compact) % 4 or not BASE64.fullmatch(compact):
                     issues.append(Issue("value", "Invalid base64Binary value", path))
             elif primitive.regex is not None and not primitive.regex.fullmatch(value):
-                issues.append(Issue("value", f"Invalid {code} value {value!r}", path))
+                issues.append(Issue("value", f"Invalid {code} value {value!r}"
+                                    f"{_format_hint(code, value)}", path))
 
     def _companion(self, key: str, value: Any, element: Element, base: Any, path: str,
                    issues: list[Issue]) -> None:

@@ -39,16 +39,17 @@ def test_read_and_vread(client):
 def test_update_as_create_and_version_increment(client):
     response = client.put("/Patient/p1", json={**PATIENT, "id": "p1"})
     assert response.status_code == 201
-    response = client.put("/Patient/p1", json={**PATIENT, "id": "p1"})
+    response = client.put("/Patient/p1", json={**PATIENT, "id": "p1", "active": True})
     assert response.status_code == 200
     assert response.json()["meta"]["versionId"] == "2"
 
 
 def test_if_match(client):
     client.put("/Patient/p1", json={**PATIENT, "id": "p1"})
-    ok = client.put("/Patient/p1", json={**PATIENT, "id": "p1"}, headers={"If-Match": 'W/"1"'})
+    changed = {**PATIENT, "id": "p1", "active": True}
+    ok = client.put("/Patient/p1", json=changed, headers={"If-Match": 'W/"1"'})
     assert ok.status_code == 200
-    stale = client.put("/Patient/p1", json={**PATIENT, "id": "p1"}, headers={"If-Match": 'W/"1"'})
+    stale = client.put("/Patient/p1", json=changed, headers={"If-Match": 'W/"1"'})
     assert stale.status_code == 412
     assert stale.json()["resourceType"] == "OperationOutcome"
     assert client.delete("/Patient/p1", headers={"If-Match": 'W/"1"'}).status_code == 412

@@ -3,23 +3,7 @@ division code, pinyin names."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-from support import Client
-
-from fhir_server.app import build_app
-from fhir_server.config import Settings
-from fhir_server.loader import load_paths
-from fhir_server.package import demo_folder
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory):
-    settings = Settings(storage=f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}")
-    assert asyncio.run(load_paths(settings, [demo_folder()])).failed == 0
-    with Client(build_app(settings)) as client:
-        yield client
 
 
 @pytest.mark.parametrize(("url", "expected"), [

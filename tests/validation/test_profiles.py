@@ -8,13 +8,12 @@ from fhir_server.app import build_app
 from fhir_server.cli import main
 from fhir_server.config import Settings
 from fhir_server.package import AlliancePackage
-from fhir_server.validation.profiles import ProfileValidator, value_sets
+from fhir_server.validation.check import Checks
 
 BASE = "http://alliance-fhir.org/fhir"
 SETTINGS = Settings()
 PACKAGE = AlliancePackage.load(SETTINGS)
-VALIDATOR = ProfileValidator(PACKAGE.of_type("StructureDefinition"),
-                             value_sets(PACKAGE.terminology))
+VALIDATOR = Checks.from_package(PACKAGE.profiles, PACKAGE.terminology).profiles
 
 
 def org(**fields: object) -> dict:
@@ -25,6 +24,7 @@ def org(**fields: object) -> dict:
 
 
 def found(resource: dict) -> list[tuple[str, str | None, str]]:
+    assert VALIDATOR is not None
     return [(i.severity, i.expression, i.code) for i in VALIDATOR.validate(resource)]
 
 
@@ -43,6 +43,25 @@ def test_cardinality_and_slices():
 def test_extensible_binding_warns():
     other = org(type=[{"coding": [{"system": "http://x", "code": "hospital"}]}])
     assert found(other) == [("warning", "Organization.type", "code-invalid")]
+
+
+def test_a_code_its_complete_code_system_lacks_is_an_error_under_any_binding():
+    wrong = org(type=[{"coding": [{"system": f"{BASE}/CodeSystem/institution-type",
+                                   "code": "Z999"}]}])  # the binding is extensible
+    assert found(wrong) == [("error", "Organization.type", "code-invalid")]
+    issue = VALIDATOR.validate(wrong)[0]  # type: ignore[union-attr]
+    assert "Z999 is not a code of" in issue.diagnostics
+
+
+def test_a_missing_loinc_coding_names_the_concept_map_that_translates():
+    lab = {"resourceType": "Observation", "status": "final", "meta": {"profile": [
+        f"{BASE}/StructureDefinition/AllianceLabResult"]},
+           "code": {"coding": [{"system": f"{BASE}/CodeSystem/lis-county", "code": "GLU"}]}}
+    [issue] = [i for i in VALIDATOR.validate(lab)  # type: ignore[union-attr]
+               if i.expression == "Observation.code.coding:loinc"]
+    assert "http://loinc.org" in issue.diagnostics
+    assert f"{BASE}/ConceptMap/lis-county-to-loinc" in issue.diagnostics
+    assert "http://loinc.org|2345-7" in issue.diagnostics
 
 
 def test_profiles_apply_only_when_claimed_and_unknown_ones_warn():

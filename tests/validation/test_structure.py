@@ -79,3 +79,11 @@ def test_too_deep_nesting():
         item = {"linkId": str(depth), "type": "group", "item": [item]}
     found = issues({"resourceType": "Questionnaire", "status": "draft", "item": [item]})
     assert found and found[0][0] == "too-costly"
+
+
+def test_a_time_without_a_zone_is_named():
+    observation = {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                   "effectiveDateTime": "2026-11-12T08:30:00"}
+    [issue] = VALIDATOR.validate(observation)
+    assert issue.expression == "Observation.effectiveDateTime"
+    assert "needs its zone" in issue.diagnostics and "+08:00" in issue.diagnostics

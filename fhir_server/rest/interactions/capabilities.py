@@ -15,6 +15,7 @@ from fhir_server.search.registry import UNSUPPORTED
 TYPE_LEVEL = ("read", "vread", "update", "patch", "delete", "history-instance",
               "history-type", "create", "search-type")
 SYSTEM_LEVEL = ("transaction", "batch", "history-system", "search-system")
+EVERYTHING = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
 
 
 def _search_params(ctx: Context, rtype: str) -> list[dict[str, str]]:
@@ -39,10 +40,12 @@ def capability_statement(ctx: Context, base_url: str) -> dict[str, object]:
         "referencePolicy": ["literal", "local", "enforced"],
         "searchInclude": ["*", *[f"{rtype}:{p.code}" for p in registry.params(rtype)
                                  if p.type == "reference"]],
-        "searchRevInclude": [f"{source}:{p.code}" for source in registry.types
+        "searchRevInclude": ["*", *[f"{source}:{p.code}" for source in registry.types
                              for p in registry.params(source) if p.type == "reference"
-                             and (not p.targets or rtype in p.targets)],
+                             and (not p.targets or rtype in p.targets)]],
         "searchParam": _search_params(ctx, rtype),
+        **({"operation": [{"name": "everything", "definition": EVERYTHING}]}
+           if rtype == "Patient" and "everything" in codes else {}),
     } for rtype in ctx.service.registry.ordered]
     return {
         "resourceType": "CapabilityStatement",

@@ -1,0 +1,54 @@
+"""Endpoints for operators, outside the FHIR base: ``/health/live``, ``/health/ready`` and
+``/metrics`` (Prometheus text format)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import orjson
+
+from fhir_server.core.service import FhirService
+from fhir_server.rest.observe import Observer
+from fhir_server.rest.request import FhirResponse
+from fhir_server.storage.port import StorageError
+
+JSON = ("content-type", "application/json")
+PROMETHEUS = ("content-type", "text/plain; version=0.0.4; charset=utf-8")
+OpsHandler = Callable[[], Awaitable[FhirResponse]]
+OPS_PATHS = ("/health/live", "/health/ready", "/metrics")
+
+
+def _json(status: int, body: dict[str, object]) -> FhirResponse:
+    return FhirResponse(status, orjson.dumps(body), [JSON, ("cache-control", "no-store")])
+
+
+class Operations:
+    """Health and metrics; ``routes`` maps a path to its handler."""
+
+    def __init__(self, service: FhirService, observer: Observer | None) -> None:
+        self.service, self.observer = service, observer
+        self.routes: dict[str, OpsHandler] = dict(zip(
+            OPS_PATHS, (self.live, self.ready, self.metrics), strict=True))
+        if observer is None:  # metrics switched off
+            del self.routes["/metrics"]
+
+    async def live(self) -> FhirResponse:
+        """The process answers."""
+        return _json(200, {"status": "live"})
+
+    async def ready(self) -> FhirResponse:
+        """Storage answers a query and the alliance package is installed."""
+        package = f"{self.service.package.name} {self.service.package.version}"
+        if not self.service.ready:
+            return _json(503, {"status": "not ready", "reason": "starting",
+                               "package": package})
+        try:
+            await self.service.storage.ping()
+        except StorageError as error:
+            return _json(503, {"status": "not ready", "reason": f"storage: {error}",
+                               "package": package})
+        return _json(200, {"status": "ready", "storage": "ok", "package": package})
+
+    async def metrics(self) -> FhirResponse:
+        assert self.observer is not None
+        return FhirResponse(200, self.observer.metrics(), [PROMETHEUS])
