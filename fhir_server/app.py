@@ -37,7 +37,12 @@ def build_app(settings: Settings | None = None) -> FhirAsgiApp | CorsMiddleware:
     if settings.metrics or settings.access_log:
         observer = Observer(service.storage, settings.metrics, settings.access_log)
         ops = Operations(service, observer if settings.metrics else None)
+    async def shutdown() -> None:
+        if observer is not None:
+            observer.close()
+        await service.close()
+
     app = FhirAsgiApp(router, settings.base_path, settings.max_body_bytes,
-                      service.open, service.close, observer, ops.routes)
+                      service.open, shutdown, observer, ops.routes)
     origins = settings.cors_origin_list
     return CorsMiddleware(app, origins) if origins else app

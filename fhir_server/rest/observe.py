@@ -5,16 +5,20 @@ interaction, resource type and status; latency histograms by interaction; the st
 writer's queue depth and commit group sizes; the database size. With several worker
 processes, ``PROMETHEUS_MULTIPROC_DIR`` (set by ``alliance-fhir serve``) lets any worker
 answer for all of them. The log line names the request id, interaction, type, status and
-duration — never the query values or the body, which carry personal information.
+duration — never the query values or the body, which carry personal information; it is
+written when the ``fhir_server.access`` logger is enabled for info (``--log-level``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
+import sys
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 from prometheus_client import (
@@ -50,10 +54,43 @@ class _StorageCollector:
                                 "Bytes the database takes on disk", stats.size_bytes)
 
 
+class LineWriter:
+    """JSON lines to a stream, buffered: written when 32 KiB are waiting, and at most
+    ``delay`` seconds after a line was added (the ``logging`` module costs ~19 µs a line,
+    a fifth of a read; this costs ~1.5)."""
+
+    def __init__(self, stream: BinaryIO, delay: float = 0.2, size: int = 32 * 1024) -> None:
+        self.stream, self.delay, self.size = stream, delay, size
+        self._lines: list[bytes] = []
+        self._waiting = 0
+        self._scheduled = False
+
+    def write(self, line: bytes) -> None:
+        self._lines.append(line)
+        self._waiting += len(line) + 1
+        if self._waiting >= self.size:
+            self.flush()
+        elif not self._scheduled:
+            try:
+                asyncio.get_running_loop().call_later(self.delay, self.flush)
+                self._scheduled = True
+            except RuntimeError:  # no event loop (a tool): write now
+                self.flush()
+
+    def flush(self) -> None:
+        self._scheduled = False
+        if self._lines:
+            lines, self._lines, self._waiting = self._lines, [], 0
+            with contextlib.suppress(OSError, ValueError):  # a closed or full log stream
+                self.stream.write(b"\n".join(lines) + b"\n")
+                self.stream.flush()
+
+
 class Observer:
     """Counts, times and logs requests; renders ``/metrics``."""
 
-    def __init__(self, storage: Storage, count: bool = True, log_requests: bool = True) -> None:
+    def __init__(self, storage: Storage, count: bool = True, log_requests: bool = True,
+                 stream: BinaryIO | None = None) -> None:
         self.count = count
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter("fhir_requests", "FHIR requests answered",
@@ -70,7 +107,8 @@ class Observer:
         else:
             self.exposed = self.registry
         self.exposed.register(_StorageCollector(storage))  # type: ignore[arg-type]
-        self.log_requests = log_requests and access_log.isEnabledFor(logging.INFO)
+        enabled = log_requests and access_log.isEnabledFor(logging.INFO)
+        self.lines = LineWriter(stream or sys.stdout.buffer) if enabled else None
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def request(self, request_id: str, method: str, interaction: str, resource_type: str,
@@ -85,11 +123,16 @@ class Observer:
                     self.latency.labels(interaction))
             children[0].inc()
             children[1].observe(seconds)
-        if self.log_requests:
-            access_log.info(orjson.dumps({
+        if self.lines is not None:
+            self.lines.write(orjson.dumps({
                 "time": time.time(), "request_id": request_id, "method": method,
                 "interaction": interaction, "type": resource_type, "status": status,
-                "ms": round(seconds * 1000, 3)}).decode())
+                "ms": round(seconds * 1000, 3)}))
+
+    def close(self) -> None:
+        """Write what the log still holds (shutdown)."""
+        if self.lines is not None:
+            self.lines.flush()
 
     def metrics(self) -> bytes:
         return generate_latest(self.exposed)

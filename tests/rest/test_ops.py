@@ -3,6 +3,7 @@ ids, CORS for configured origins, the version."""
 
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import replace
 
@@ -62,20 +63,29 @@ def test_metrics_count_requests_by_interaction_type_and_status(client):
 
 def test_a_log_line_per_request_without_personal_data(settings, caplog):
     caplog.set_level(logging.INFO, logger="fhir_server.access")
-    with Client(build_app(settings)) as client:
+    app = build_app(settings)
+    assert app.observer is not None and app.observer.lines is not None
+    app.observer.lines.stream = written = io.BytesIO()
+    with Client(app) as client:
         client.post("/Patient", json={"resourceType": "Patient", "name": [{"text": "张三"}]})
         answer = client.get("/Patient", params={"name": "张三"},
                             headers={"x-request-id": "his-42"})
         assert answer.headers["x-request-id"] == "his-42"
         made = client.get("/metadata").headers["x-request-id"]
-    lines = [orjson.loads(r.getMessage()) for r in caplog.records
-             if r.name == "fhir_server.access"]
+    text = written.getvalue().decode()
+    lines = [orjson.loads(line) for line in text.splitlines()]
     search = next(line for line in lines if line["request_id"] == "his-42")
     assert search["interaction"] == "search-type" and search["type"] == "Patient"
     assert search["status"] == 200 and search["method"] == "GET" and search["ms"] >= 0
     assert any(line["request_id"] == made and line["interaction"] == "capabilities"
                for line in lines)
-    assert not any("张三" in r.getMessage() or "%E5" in r.getMessage() for r in caplog.records)
+    assert "张三" not in text and "%E5" not in text and "name" not in text
+
+
+def test_no_log_lines_above_info(settings, caplog):
+    caplog.set_level(logging.WARNING, logger="fhir_server.access")
+    app = build_app(settings)
+    assert app.observer is not None and app.observer.lines is None
 
 
 def test_an_unusable_request_id_is_replaced(client):
