@@ -44,7 +44,9 @@ async def searchset(ctx: Context, request: FhirRequest, types: tuple[str, ...], 
         pairs = [(k, v) for k, v in pairs if k not in ("_count", "_total")]
         pairs += [("_count", "0"), ("_total", "accurate")]
     total_asked = next((v for k, v in reversed(pairs) if k == "_total"), None)
-    if total_asked is None and ("_count", "0") in pairs:  # only the count is wanted
+    counting = ("_count", "0") in pairs or ("_totalMethod", "count") in pairs  # (fhirpy)
+    pairs = [(k, v) for k, v in pairs if k != "_totalMethod"]
+    if total_asked is None and counting:  # the count is wanted
         pairs.append(("_total", "accurate"))
     searcher = ctx.service.searcher
     parsed = await searcher.parse_request(types, pairs, prefer(request, "handling") == "strict",
@@ -53,11 +55,8 @@ async def searchset(ctx: Context, request: FhirRequest, types: tuple[str, ...], 
     result = await searcher.search(parsed, page_token, extra)
     request.query = [(k, v) for k, v in pairs if k in PRESENTATION] + [
         (k, v) for k, v in parsed.used if k not in PRESENTATION]
-    if total_asked == "none":
+    if total_asked == "none":  # storage gives the totals it knows cheaply; not wanted here
         result = replace(result, page=replace(result.page, total=None))
-    elif result.page.total is None and page_token is None and not result.page.has_next:
-        # one page holds every match: the total is known
-        result = replace(result, page=replace(result.page, total=len(result.page.matches)))
     return json_response(200, _bundle(request, path, result, page_token), request)
 
 

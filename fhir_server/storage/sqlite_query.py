@@ -123,6 +123,8 @@ class SearchRunner:
             total = self._count(where, params, None, query)
         elif query.cursor is None and not has_next:
             total = len(rows)
+        else:
+            total = self._kept_count(query)
         matches = self._load(rows)
         included, hit = self._includes(query, matches)
         return SearchPage(matches, included, total, has_next, has_previous, hit)
@@ -149,6 +151,16 @@ class SearchRunner:
             listed, values = self._listed(node)
             return self._count_rows(f"SELECT DISTINCT rid FROM ({listed}){limit}", values)
         return self._count_rows(f"SELECT 1 FROM resources r WHERE {where}{limit}", params)
+
+    def _kept_count(self, query: Query) -> int | None:
+        """The total when the index keeps it (one token code: ``token_counts``), else None:
+        clients get a total without asking when it costs one lookup."""
+        if not self._countable(query):
+            return None
+        node = query.where[0]
+        assert isinstance(node, IndexMatch)
+        value = self._one_token_value(node)
+        return None if value is None else self._token_count(value)
 
     def _token_count(self, value: list[Any]) -> int:
         """Resources with a (pid, code, system): kept by the idx_token triggers."""

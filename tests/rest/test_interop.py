@@ -159,3 +159,22 @@ def test_version_conflicts_and_referenced_deletes_in_a_transaction_name_their_en
                                                               "url": "Patient/v"}}]})
     assert referenced.status_code == 409
     assert referenced.json()["issue"][0]["expression"] == ["Bundle.entry[0]"]
+
+
+def test_total_of_one_code_without_asking(client):
+    for i in range(5):
+        client.put(f"/Observation/o{i}", json={
+            "resourceType": "Observation", "id": f"o{i}", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7"}]}})
+    page = client.get("/Observation", params={"code": "http://loinc.org|2345-7",
+                                              "_count": "2"}).json()
+    assert page["total"] == 5 and len(page["entry"]) == 2  # kept by the index: no count
+    following = next(x["url"] for x in page["link"] if x["relation"] == "next")
+    assert client.get(following.split("/fhir", 1)[1]).json()["total"] == 5
+
+
+def test_fhirpy_count_asks_for_the_total(client):
+    patients(client, 25)
+    page = client.get("/Patient", params={"_totalMethod": "count"},
+                      headers={"prefer": "handling=strict"}).json()
+    assert page["total"] == 25
