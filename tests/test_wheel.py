@@ -88,6 +88,9 @@ def test_serve_keeps_the_alliance_rules(installed, tmp_path):
     try:
         _checks_the_alliance_rules(server.base)
         assert httpx.get(f"{server.base}/Patient").json()["total"] == 0
+        for page in ("swagger-ui/", "swagger-ui/swagger-init.js",
+                     "swagger-ui/swagger-ui-bundle.js", "api-docs"):
+            assert httpx.get(f"{server.base}/{page}").status_code == 200, page
     finally:
         server.stop()
 
