@@ -87,6 +87,7 @@ class FhirService:
                                                   settings.required_profile_types),
                               structure=self.validator)
         self._secret = b""
+        self.search_generation = 0
         self.ready = False  # opened, migrated and the alliance package installed
         self._use_search_parameters([])
 
@@ -97,6 +98,7 @@ class FhirService:
             registry.add_resource(resource)
         context = SearchContext(self.settings.zone)
         self.search_registry = registry
+        self.search_generation += 1  # documents built from the registry are stale
         self.indexer = Indexer(registry, context)
         self.storage.use_indexer(lambda content: self.indexer.rows(orjson.loads(content)))
         self.searcher = Searcher(self.storage, registry, SearchParser(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from fhir_server.config import Settings
 from fhir_server.core.service import FhirService
 from fhir_server.rest.request import FhirRequest, FhirResponse
+
+CACHE_SIZE = 64
 
 if TYPE_CHECKING:
     from fhir_server.rest.router import Router
@@ -19,6 +22,16 @@ class Context:
     settings: Settings
     router: Router | None = field(default=None)
     cache: dict[object, bytes] = field(default_factory=dict)  # documents built once
+
+    def cached(self, key: object, build: Callable[[], bytes]) -> bytes:
+        """A document built once (per key: base URL, search registry generation…); at most
+        ``CACHE_SIZE`` kept, since clients choose the base URL through their Host header."""
+        body = self.cache.get(key)
+        if body is None:
+            if len(self.cache) >= CACHE_SIZE:
+                self.cache.clear()
+            body = self.cache[key] = build()
+        return body
 
     async def dispatch(self, request: FhirRequest) -> FhirResponse:
         """Re-enter the router (batch and transaction entries)."""

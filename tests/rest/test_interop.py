@@ -178,3 +178,19 @@ def test_fhirpy_count_asks_for_the_total(client):
     page = client.get("/Patient", params={"_totalMethod": "count"},
                       headers={"prefer": "handling=strict"}).json()
     assert page["total"] == 25
+
+
+def test_the_capability_statement_follows_new_search_parameters(client):
+    def patient_params() -> set[str]:
+        statement = client.get("/metadata").json()
+        patient = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Patient")
+        return {p["name"] for p in patient["searchParam"]}
+
+    assert "nickname" not in patient_params()
+    client.put("/SearchParameter/nickname", json={
+        "resourceType": "SearchParameter", "id": "nickname", "status": "active",
+        "url": "http://example.org/SearchParameter/nickname", "name": "nickname",
+        "description": "x", "code": "nickname", "base": ["Patient"], "type": "string",
+        "expression": "Patient.name.given"})
+    assert client.post("/$reindex").status_code == 200
+    assert "nickname" in patient_params()

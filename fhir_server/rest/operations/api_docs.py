@@ -34,11 +34,9 @@ def _web(name: str) -> bytes:
 
 async def api_docs(ctx: Context, request: FhirRequest, args: dict[str, str]) -> FhirResponse:
     """The OpenAPI document, built once per base URL and search registry."""
-    key = ("api-docs", request.base_url, id(ctx.service.search_registry))
-    body = ctx.cache.get(key)
-    if body is None:
-        body = ctx.cache[key] = orjson.dumps(openapi_document(
-            capability_statement(ctx, request.base_url)))
+    body = ctx.cached(("api-docs", request.base_url, ctx.service.search_generation),
+                      lambda: orjson.dumps(openapi_document(
+                          capability_statement(ctx, request.base_url))))
     return FhirResponse(200, body, [("content-type", "application/json")])
 
 
@@ -53,9 +51,6 @@ async def swagger_ui(ctx: Context, request: FhirRequest, args: dict[str, str]) -
     kind = BUNDLED.get(name) or OURS.get(name)
     if kind is None:
         raise NotFound(f"No file {name} in the API description page", f"swagger-ui/{name}")
-    body = ctx.cache.get(("swagger-ui", name))
-    if body is None:
-        body = (_web(name) if name in OURS
-                else (Path(swagger_ui_bundle.swagger_ui_path) / name).read_bytes())
-        ctx.cache[("swagger-ui", name)] = body
+    body = ctx.cached(("swagger-ui", name), lambda: _web(name) if name in OURS
+                      else (Path(swagger_ui_bundle.swagger_ui_path) / name).read_bytes())
     return FhirResponse(200, body, [("content-type", kind), CACHE])
