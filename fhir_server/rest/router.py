@@ -41,6 +41,17 @@ class Route:
         return literals, sum(1 for s in self.segments if s.startswith("{$"))
 
 
+LITERAL, ARGUMENT, OPERATION = "literal", "argument", "operation"
+Segment = tuple[str, str]  # (kind, literal text or argument name)
+
+
+def _compile(segments: tuple[str, ...]) -> tuple[Segment, ...]:
+    """A pattern's segments as (kind, text), parsed once: matching runs on every request."""
+    return tuple((OPERATION, s[2:-1]) if s.startswith("{$") else
+                 (ARGUMENT, s[1:-1]) if s.startswith("{") else (LITERAL, s)
+                 for s in segments)
+
+
 class Router:
     """Dispatches a FhirRequest to the best matching route."""
 
@@ -48,22 +59,25 @@ class Router:
         self.routes = routes
         self.context = context
         context.router = self
-        self._table: dict[tuple[str, int], list[tuple[tuple[str, ...], Route]]] = {}
+        self._table: dict[tuple[str, int], list[tuple[tuple[Segment, ...], Route]]] = {}
         for route in sorted(routes, key=lambda r: r.specificity, reverse=True):
             key = (route.method, len(route.segments))
-            self._table.setdefault(key, []).append((route.segments, route))
+            self._table.setdefault(key, []).append((_compile(route.segments), route))
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
-        parts = [p for p in path.split("/") if p]
+        parts = path.split("/")
+        if "" in parts:
+            parts = [p for p in parts if p]
         for segments, route in self._table.get((method, len(parts)), ()):
             args: dict[str, str] = {}
-            for pattern, part in zip(segments, parts, strict=True):
-                if pattern.startswith("{$") and not part.startswith("$"):
+            for (kind, text), part in zip(segments, parts, strict=True):
+                if kind is LITERAL:
+                    if part != text:
+                        break
+                elif kind is OPERATION and part[:1] != "$":
                     break
-                if pattern.startswith("{"):
-                    args[pattern[1:-1].lstrip("$")] = part
-                elif pattern != part:
-                    break
+                else:
+                    args[text] = part
             else:
                 return route, args
         return None
