@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
 import pytest
 
-from fhir_server.search.plan import Cmp, IndexMatch, Query, SortKey
+from fhir_server.search.plan import AnyOf, Cmp, IdMatch, IndexMatch, OfType, Query, SortKey
 from fhir_server.storage.port import (
     AlreadyExists,
     CommitOptions,
+    DuplicateIdentifier,
     HistoryQuery,
     IntegrityError,
     Reference,
@@ -182,3 +184,58 @@ def test_concurrent_commits_are_grouped_and_all_land(store):
     assert isinstance(results[-1], VersionConflict)
     assert all(r[0].version == 1 for r in results[:-1])
     assert store.search(Query(("Patient",), total=True)).total == 300
+
+
+def test_an_unchanged_update_is_skipped_when_asked(store):
+    same = put("Patient", "s", {"active": True})
+    [first] = store.commit([same])
+    [again] = store.commit([replace(same, skip_unchanged=True)])
+    assert (again.version, again.content, again.created) == (1, first.content, False)
+    [forced] = store.commit([same])  # without the flag: a new version
+    assert forced.version == 2
+    [changed] = store.commit([replace(put("Patient", "s", {"active": False}),
+                                      skip_unchanged=True)])
+    assert changed.version == 3
+    with pytest.raises(VersionConflict):  # If-Match is still checked first
+        store.commit([replace(put("Patient", "s", {"active": False}, if_match=1),
+                              skip_unchanged=True)])
+    assert store.history(HistoryQuery("Patient", "s")).total == 3
+
+
+def _identified(rid: str, value: str, rtype: str = "Patient") -> Write:
+    rows = {"token": [(f"{rtype}.identifier", ("urn:oid:2.16.156.10011.1.3", value))]}
+    return replace(put(rtype, rid), index=rows,
+                   unique=(("urn:oid:2.16.156.10011.1.3", value),))
+
+
+def test_unique_identifiers_are_checked_inside_the_commit(store):
+    store.storage.use_indexer(lambda content: {})
+    store.commit([_identified("a", "X1")])
+    with pytest.raises(DuplicateIdentifier) as found:
+        store.commit([_identified("b", "X1")])
+    assert (found.value.holder, found.value.value) == ("Patient/a", "X1")
+    with pytest.raises(DuplicateIdentifier):  # two writes of one commit
+        store.commit([_identified("c", "X2"), _identified("d", "X2")])
+    assert store.read("Patient", "c") is None  # nothing of the failed commit applied
+    store.commit([_identified("a", "X1")])  # its holder may write it again
+    store.commit([_identified("p", "X1", "Practitioner")])  # another type may hold it
+    store.commit([Write("delete", "Patient", "a")])
+    store.commit([_identified("e", "X1")])  # a deleted holder frees it
+
+
+def test_every_resource_of_a_type_among_others(store):
+    store.commit([put("Patient", "p"), put("Observation", "o"), put("Group", "g")])
+    page = store.search(Query(("Patient", "Observation", "Group"),
+                              (AnyOf((OfType(("Patient",)), IdMatch(("g",), types=("Group",)))),)))
+    assert sorted(m.id for m in page.matches) == ["g", "p"]
+
+
+def test_ping_and_stats(store):
+    store.ping()
+    store.commit([put("Patient", "x")])
+    stats = store.storage.stats()
+    assert stats.writer_queue == 0 and stats.size_bytes > 0
+    groups: list[int] = []
+    store.storage.observe_groups(groups.append)
+    store.commit([put("Patient", "y")])
+    assert groups and all(size >= 1 for size in groups)
