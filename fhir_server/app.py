@@ -32,11 +32,10 @@ def build_app(settings: Settings | None = None) -> FhirAsgiApp | CorsMiddleware:
     settings = settings or Settings.from_env()
     service = build_service(settings)
     router = Router(ROUTES, Context(service, settings))
-    observer = None
-    ops = Operations(service, None)
-    if settings.metrics or settings.access_log:
-        observer = Observer(service.storage, settings.metrics, settings.access_log)
-        ops = Operations(service, observer if settings.metrics else None)
+    observer = Observer(service.storage, settings.metrics, settings.access_log) \
+        if settings.metrics or settings.access_log else None
+    ops = Operations(service, observer if settings.metrics else None)
+
     async def shutdown() -> None:
         if observer is not None:
             observer.close()

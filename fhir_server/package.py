@@ -103,11 +103,9 @@ class AlliancePackage:
         source = f"http://alliance-fhir.org/fhir/package/{self.name}/{self.version}"
         out = []
         for resource in self.profiles + self.terminology:
-            copy = dict(resource)
-            meta = {k: v for k, v in (copy.get("meta") or {}).items()
+            meta = resource.get("meta") or {}
+            kept = {k: v for k, v in meta.items()
                     if k not in ("versionId", "lastUpdated", "source", "tag")}
-            tags = [t for t in (resource.get("meta") or {}).get("tag", [])
-                    if t.get("system") != PACKAGE_TAG_SYSTEM]
-            copy["meta"] = {**meta, "source": source, "tag": [*tags, tag]}
-            out.append(copy)
+            tags = [t for t in meta.get("tag", []) if t.get("system") != PACKAGE_TAG_SYSTEM]
+            out.append({**resource, "meta": {**kept, "source": source, "tag": [*tags, tag]}})
         return out

@@ -70,8 +70,7 @@ class FhirService:
     def __init__(self, storage: Storage, settings: Settings,
                  registry: ResourceRegistry | None = None,
                  validator: StructureValidator | None = None,
-                 new_id: IdSource | None = None,
-                 package: AlliancePackage | None = None) -> None:
+                 new_id: IdSource | None = None) -> None:
         self.storage = storage
         self.settings = settings
         self.registry = registry or ResourceRegistry()
@@ -81,7 +80,7 @@ class FhirService:
         self.options = CommitOptions(settings.check_references,
                                      settings.allow_referenced_delete)
         self.conditions = Conditions(self)
-        self.package = package or AlliancePackage.load(settings)
+        self.package = AlliancePackage.load(settings)
         self.checks = replace(Checks.from_package(self.package.profiles,
                                                   self.package.terminology,
                                                   settings.required_profile_types),

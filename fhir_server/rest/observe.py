@@ -101,11 +101,10 @@ class Observer:
         self.groups = Histogram("fhir_commit_group_size", "Commits per storage transaction",
                                 buckets=GROUP_BUCKETS, registry=self.registry)
         storage.observe_groups(self.groups.observe)
-        self.exposed = CollectorRegistry(auto_describe=True)
+        self.exposed = self.registry  # or, with several workers, what they all wrote
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            self.exposed = CollectorRegistry(auto_describe=True)
             MultiProcessCollector(self.exposed)
-        else:
-            self.exposed = self.registry
         self.exposed.register(_StorageCollector(storage))  # type: ignore[arg-type]
         enabled = log_requests and access_log.isEnabledFor(logging.INFO)
         self.lines = LineWriter(stream or sys.stdout.buffer) if enabled else None
