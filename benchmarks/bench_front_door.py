@@ -202,7 +202,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="on/off pairs per figure")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--observations", type=int, default=999)
+    parser.add_argument("--only", choices=("observe", "everything", "start-up", "synthea"),
+                        help="measure one group of figures")
     args = parser.parse_args()
+    wanted = {args.only} if args.only else {"observe", "everything", "start-up", "synthea"}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         db = work / "bench.db"
@@ -212,9 +215,10 @@ def main() -> None:
             seed(f"http://127.0.0.1:{port}/fhir", args.observations)
         finally:
             stop(process)  # type: ignore[arg-type]
-        rows = in_process_ratio(db) + observed_ratio(db, args) + everything(db)
-        rows += start_up(work)
-        rows += synthea_ingest(work)
+        rows = in_process_ratio(db) + observed_ratio(db, args) if "observe" in wanted else []
+        rows += everything(db) if "everything" in wanted else []
+        rows += start_up(work) if "start-up" in wanted else []
+        rows += synthea_ingest(work) if "synthea" in wanted else []
     print("| figure | measured |\n| --- | --- |")
     for name, value in rows:
         print(f"| {name} | {value} |")

@@ -22,6 +22,7 @@ from fhir_server.core.jsonio import dumps, parse_json
 from fhir_server.loader import load_paths, reindex_storage
 from fhir_server.outcome import has_errors, operation_outcome
 from fhir_server.package import AlliancePackage, PackageError, demo_folder
+from fhir_server.rest.observe import METRICS_DIR
 from fhir_server.validation.check import Checks, check_resource
 
 DEMO_MARK = "Organization/lead"  # the demo alliance's first resource: loaded once
@@ -37,17 +38,20 @@ def _serve(args: argparse.Namespace) -> int:
     summary = asyncio.run(load_paths(settings, demo, quiet=not demo, unless_present=DEMO_MARK))
     for field in fields(Settings):  # workers are separate processes: hand settings on
         os.environ["FHIR_" + field.name.upper()] = str(getattr(settings, field.name))
+    shared = tempfile.TemporaryDirectory(prefix="alliance-metrics-")
     if settings.workers > 1 and settings.metrics:  # any worker answers /metrics for all
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="alliance-metrics-")
+        os.environ[METRICS_DIR] = shared.name
     package = AlliancePackage.load(settings)
     print(f"alliance-fhir-server {__version__}: FHIR R4 base "
           f"http://{settings.host}:{settings.port}{settings.base_path}, storage "
           f"{settings.storage}, package {package.name} {package.version}, "
           f"{settings.workers} worker(s){'; demo: ' + summary.note if summary.note else ''}",
           file=sys.stderr, flush=True)
-    uvicorn.run("fhir_server.app:build_app", factory=True, host=settings.host,
-                port=settings.port, workers=settings.workers, log_level=args.log_level,
-                log_config=log_config(args.log_level), access_log=False, server_header=False)
+    with shared:  # removed when the server stops
+        uvicorn.run("fhir_server.app:build_app", factory=True, host=settings.host,
+                    port=settings.port, workers=settings.workers, log_level=args.log_level,
+                    log_config=log_config(args.log_level), access_log=False,
+                    server_header=False)
     return 0
 
 

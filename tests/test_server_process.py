@@ -1,4 +1,5 @@
-"""End to end against a real server process: the demo start, and kill -9 during writes."""
+"""End to end against a real server process: the demo start, metrics across workers, and
+kill -9 during writes."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import threading
 import time
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from server_process import ServerProcess
 
 
@@ -24,6 +26,23 @@ def test_serve_demo_answers_over_http(tmp_path):
                 "http://alliance-fhir.org/fhir/StructureDefinition/AlliancePatient"]}})
         assert created.status_code == 201, created.text
         assert created.headers["location"].startswith(server.base + "/Patient/")
+    finally:
+        server.stop()
+
+
+def test_metrics_add_up_every_worker(tmp_path):
+    server = ServerProcess(tmp_path / "two.db", "--workers", "2")
+    try:
+        for _ in range(40):  # a new connection each: the kernel spreads them over the workers
+            assert httpx.get(f"{server.base}/Patient/nobody").status_code == 404
+        time.sleep(1.5)  # each worker hands its tallies on at most a second after a request
+        for _ in range(4):  # whichever worker answers counts all of them
+            text = httpx.get(f"http://127.0.0.1:{server.port}/metrics").text
+            reads = [s.value for family in text_string_to_metric_families(text)
+                     for s in family.samples if s.name == "fhir_requests_total"
+                     and s.labels == {"interaction": "read", "type": "Patient",
+                                      "status": "404"}]
+            assert reads == [40]
     finally:
         server.stop()
 
