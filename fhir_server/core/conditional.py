@@ -10,39 +10,59 @@ The outcomes the spec gives for 0, 1 and many matches:
 | delete (``DELETE [type]?…``) | nothing to do | delete it | delete all, up to a limit, else 412 |
 | reference (``Patient?identifier=…`` in a transaction) | 412 | that resource | 412 |
 
-The check and the write are two steps; concurrent conditional creates in this process are
-serialised per criteria, so one of them creates and the others find it.
+Atomic: each search that decides a write is kept as a :class:`Condition` of the commit,
+which the storage evaluates again inside its write transaction (serialised with every other
+commit of every worker process). If it finds anything else, nothing is written and the
+whole interaction is resolved again (``attempts``): one condition, however spelled, never
+yields two resources. See docs/conditional.md.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import parse_qsl
 
-from fhir_server.core.errors import FhirError, NotFound, PreconditionFailed
+from fhir_server.core.errors import Conflict, FhirError, NotFound, PreconditionFailed
 from fhir_server.core.references import walk_references
+from fhir_server.storage.port import Condition, ConditionChanged
 from fhir_server.types import Resource
 
 if TYPE_CHECKING:
     from fhir_server.core.service import FhirService
 
+T = TypeVar("T")
 CONDITIONAL_REFERENCE = re.compile(r"(?P<type>[A-Z][A-Za-z]+)\?(?P<query>.+)")
+ATTEMPTS = 8  # resolutions of one conditional interaction racing with other writers
 
 
-class Conditions:
-    """Resolves conditional requests for one service."""
+async def attempts(service: FhirService, act: Callable[[Resolution], Awaitable[T]]) -> T:
+    """Run ``act`` with a fresh Resolution until its commit's conditions hold."""
+    for _ in range(ATTEMPTS):
+        try:
+            return await act(Resolution(service))
+        except ConditionChanged:
+            continue
+    raise Conflict("Other writes kept changing what the conditional request matches; "
+                   "try again")
+
+
+class Resolution:
+    """The conditional parts of one attempt: targets found by search, and the Conditions
+    (``held``) its commit must find unchanged."""
 
     def __init__(self, service: FhirService) -> None:
         self.service = service
-        self.locks = CreateLocks()
+        self.held: list[Condition] = []
 
     async def _matches(self, resource_type: str, query: str, limit: int) -> list[str]:
         self.service.check_type(resource_type)
         criteria = parse_qsl(query.lstrip("?"), keep_blank_values=True)
-        return await self.service.searcher.matching_ids(resource_type, criteria, limit)
-
+        search = await self.service.searcher.condition_query(resource_type, criteria, limit)
+        found = [m.id for m in (await self.service.storage.search(search)).matches]
+        self.held.append(Condition(search, tuple(found)))
+        return found
     async def create_target(self, resource_type: str, query: str) -> str | None:
         """The id of the one existing match of a conditional create, or None to create."""
         found = await self._matches(resource_type, query, 2)
@@ -89,14 +109,3 @@ class Conditions:
                     f"The conditional reference {reference} matches {len(found)} resources; "
                     "exactly one is needed", f"{path}.reference")
             mapping[reference] = f"{match['type']}/{found[0]}"
-
-
-class CreateLocks:
-    """A fixed set of asyncio locks picked by criteria, so racing conditional creates with
-    the same criteria serialise (and memory stays bounded)."""
-
-    def __init__(self, size: int = 64) -> None:
-        self._locks = [asyncio.Lock() for _ in range(size)]
-
-    def lock(self, key: str) -> asyncio.Lock:
-        return self._locks[hash(key) % len(self._locks)]

@@ -71,15 +71,14 @@ class Searcher:
                 type(first)(first.values, first.rid, True), key)
         return SearchResult(parsed, page, next_token, previous_token)
 
-    async def matching_ids(self, resource_type: str, criteria: list[tuple[str, str]],
-                           limit: int = 2) -> list[str]:
-        """Ids of up to ``limit`` resources matching criteria (conditional interactions)."""
+    async def condition_query(self, resource_type: str, criteria: list[tuple[str, str]],
+                              limit: int = 2) -> Query:
+        """The plan of a conditional request's criteria, finding up to ``limit`` ids."""
         parsed = await self.parse_request((resource_type,), [*criteria, ("_count", str(limit))],
                                           strict=True)
         if not parsed.query.where:
             raise FhirError("A conditional request needs search criteria", resource_type)
-        result = await self.storage.search(parsed.query)
-        return [m.id for m in result.matches]
+        return parsed.query
 
     def compartment(self, compartment: str, id: str | None, resource_type: str) -> Node:
         """Resources of ``resource_type`` in the compartment of ``compartment``/``id`` (in

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import orjson
 
 from fhir_server.config import Settings
-from fhir_server.core.conditional import Conditions
+from fhir_server.core.conditional import Resolution, attempts
 from fhir_server.core.errors import (
     Conflict,
     FhirError,
@@ -39,6 +39,7 @@ from fhir_server.search.types.base import Context as SearchContext
 from fhir_server.storage.port import (
     AlreadyExists,
     CommitOptions,
+    Condition,
     DuplicateIdentifier,
     HistoryPage,
     HistoryQuery,
@@ -79,7 +80,6 @@ class FhirService:
         self.unique_systems = settings.unique_systems
         self.options = CommitOptions(settings.check_references,
                                      settings.allow_referenced_delete)
-        self.conditions = Conditions(self)
         self.package = AlliancePackage.load(settings)
         self.checks = replace(Checks.from_package(self.package.profiles,
                                                   self.package.terminology,
@@ -250,9 +250,11 @@ class FhirService:
     # -- committing --------------------------------------------------------------------
 
     async def commit(self, prepared: Sequence[Prepared], options: CommitOptions | None = None,
-                     where: dict[tuple[str, str], str] | None = None) -> list[StoredVersion]:
+                     where: dict[tuple[str, str], str] | None = None,
+                     conditions: Sequence[Condition] = ()) -> list[StoredVersion]:
         """Commit prepared writes atomically; port errors become FhirErrors (``where``
-        names the place of each written resource in a Bundle, for their expressions)."""
+        names the place of each written resource in a Bundle, for their expressions),
+        except ConditionChanged, which asks the caller to resolve its conditions again."""
         await self._check_referrals(prepared)
         places = where or {}
 
@@ -260,7 +262,8 @@ class FhirService:
             return places.get((rtype, id), f"{rtype}/{id}")
 
         try:
-            return await self.storage.commit([p.write for p in prepared], options or self.options)
+            return await self.storage.commit([p.write for p in prepared],
+                                             options or self.options, conditions)
         except VersionConflict as error:
             raise PreconditionFailed(
                 f"{error.resource_type}/{error.id}: If-Match expects version {error.expected}"
@@ -321,44 +324,58 @@ class FhirService:
         return self.prepare_update(resource_type, id, patched, current.version, prefix)
 
     async def patch(self, resource_type: str, id: str, patch: Patcher,
-                    if_match: int | None = None) -> StoredVersion:
+                    if_match: int | None = None,
+                    conditions: Sequence[Condition] = ()) -> StoredVersion:
         """Patch; without If-Match a concurrent write is retried, never silently lost."""
         for _ in range(PATCH_RETRIES):
             prepared = await self.prepare_patch(resource_type, id, patch, if_match)
             try:
-                [stored] = await self.commit([prepared])
+                [stored] = await self.commit([prepared], conditions=conditions)
                 return stored
             except PreconditionFailed:
                 if if_match is not None:
                     raise
         raise Conflict(f"{resource_type}/{id} changed during the patch; try again")
 
-    # -- conditional interactions --------------------------------------------------------
+    # -- conditional interactions (atomic: see core/conditional.py) ----------------------
 
     async def conditional_create(self, resource_type: str, resource: Resource,
                                  query: str) -> tuple[StoredVersion, bool]:
         """Create unless ``query`` finds one; (version, created)."""
-        async with self.conditions.locks.lock(f"{resource_type}?{query}"):
-            existing = await self.conditions.create_target(resource_type, query)
+        async def attempt(found: Resolution) -> tuple[StoredVersion, bool]:
+            existing = await found.create_target(resource_type, query)
             if existing is not None:
                 return await self.read(resource_type, existing), False
-            return await self.create(resource_type, resource), True
+            prepared = self.prepare_create(resource_type, resource)
+            [stored] = await self.commit([prepared], conditions=found.held)
+            return stored, True
+        return await attempts(self, attempt)
 
     async def conditional_update(self, resource_type: str, query: str, resource: Resource,
                                  if_match: int | None = None) -> StoredVersion:
-        rid = await self.conditions.single_target(resource_type, query, "PUT",
-                                                  resource.get("id"))
-        resource.setdefault("id", rid)
-        return await self.update(resource_type, rid, resource, if_match)
+        body_id = resource.get("id")
+
+        async def attempt(found: Resolution) -> StoredVersion:
+            rid = await found.single_target(resource_type, query, "PUT", body_id)
+            resource["id"] = rid
+            prepared = self.prepare_update(resource_type, rid, resource, if_match)
+            [stored] = await self.commit([prepared], conditions=found.held)
+            return stored
+        return await attempts(self, attempt)
 
     async def conditional_patch(self, resource_type: str, query: str, patch: Patcher,
                                 if_match: int | None = None) -> StoredVersion:
-        rid = await self.conditions.single_target(resource_type, query, "PATCH")
-        return await self.patch(resource_type, rid, patch, if_match)
+        async def attempt(found: Resolution) -> StoredVersion:
+            rid = await found.single_target(resource_type, query, "PATCH")
+            return await self.patch(resource_type, rid, patch, if_match, found.held)
+        return await attempts(self, attempt)
 
     async def conditional_delete(self, resource_type: str, query: str) -> list[StoredVersion]:
-        ids = await self.conditions.delete_targets(resource_type, query)
-        return await self.commit([self.prepare_delete(resource_type, i) for i in ids])
+        async def attempt(found: Resolution) -> list[StoredVersion]:
+            ids = await found.delete_targets(resource_type, query)
+            return await self.commit([self.prepare_delete(resource_type, i) for i in ids],
+                                     conditions=found.held)
+        return await attempts(self, attempt)
 
     async def delete(self, resource_type: str, id: str,
                      if_match: int | None = None) -> StoredVersion:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from fhir_server.core.conditional import Resolution, attempts
 from fhir_server.core.errors import FhirError
 from fhir_server.core.patch import JSON_PATCH, Patcher, patcher
 from fhir_server.core.references import rewrite_references
@@ -127,26 +128,41 @@ class TransactionPlanner:
 
     Conditional entries are resolved first, against what is stored: ``ifNoneExist`` on
     POST, ``[type]?criteria`` urls on PUT, PATCH and DELETE, and conditional references
-    (``Patient?identifier=…``) inside resources.
+    (``Patient?identifier=…``) inside resources. Their searches are conditions of the
+    commit; if another writer changed what they find, the entries are planned again from
+    their original content (core/conditional.py).
     """
 
     def __init__(self, service: FhirService) -> None:
         self.service = service
-        self.conditions = service.conditions
 
     async def commit(self, entries: list[Entry],
                      options: CommitOptions | None = None) -> dict[int, Outcome]:
         writes = [e for e in entries if e.method in WRITE_ORDER]
+        originals: dict[Entry, bytes] = {}
+
+        async def attempt(found: Resolution) -> dict[int, Outcome]:
+            for entry, content in originals.items():  # a former attempt rewrote them
+                entry.resource = orjson.loads(content)
+            return await self._commit(writes, options, found, originals)
+        return await attempts(self.service, attempt)
+
+    async def _commit(self, writes: list[Entry], options: CommitOptions | None,
+                      found: Resolution, originals: dict[Entry, bytes]) -> dict[int, Outcome]:
         targets: dict[Entry, list[tuple[str, str]]] = {}
         matched: set[Entry] = set()
         for entry in writes:
-            targets[entry], found = await self._targets(entry)
-            if found:
+            targets[entry], existing = await self._targets(entry, found)
+            if existing:
                 matched.add(entry)
         mapping = {e.full_url: "/".join(t[0]) for e, t in targets.items() if e.full_url and t}
         for entry in writes:
             if entry.resource is not None and entry.method != "PATCH":
-                await self.conditions.resolve_references(entry.resource, entry.where, mapping)
+                await found.resolve_references(entry.resource, entry.where, mapping)
+        if found.held and not originals:  # kept before anything is rewritten, for a retry
+            originals.update((e, orjson.dumps(e.resource)) for e in writes if e.resource)
+        for entry in writes:
+            if entry.resource is not None and entry.method != "PATCH":
                 rewrite_references(entry.resource, mapping)
         self._refuse_duplicates({e: t for e, t in targets.items() if e not in matched})
         prepared: list[tuple[Entry, Prepared]] = []
@@ -156,7 +172,8 @@ class TransactionPlanner:
                 hand_over_gil()
         where = {(p.write.resource_type, p.write.id): f"{e.where}.resource"
                  if p.write.kind != "delete" else e.where for e, p in prepared}
-        results = await self.service.commit([p for _, p in prepared], options, where)
+        results = await self.service.commit([p for _, p in prepared], options, where,
+                                            found.held)
         outcomes: dict[int, Outcome] = {}
         for (entry, _), stored in zip(prepared, results, strict=True):
             if entry.index not in outcomes:
@@ -169,14 +186,15 @@ class TransactionPlanner:
                 outcomes[entry.index] = Outcome(204, None)
         return outcomes
 
-    async def _targets(self, entry: Entry) -> tuple[list[tuple[str, str]], bool]:
+    async def _targets(self, entry: Entry,
+                       found: Resolution) -> tuple[list[tuple[str, str]], bool]:
         """The (type, id) an entry writes, and whether a conditional create found one."""
         parts, where = entry.parts, f"{entry.where}.request.url"
         if entry.method == "POST":
             if len(parts) != 1 or entry.query:
                 raise FhirError("A POST entry's url must be a resource type", where)
             if entry.if_none_exist:
-                existing = await self.conditions.create_target(parts[0], entry.if_none_exist)
+                existing = await found.create_target(parts[0], entry.if_none_exist)
                 if existing:
                     return [(parts[0], existing)], True
             return [(parts[0], self.service.new_id())], False
@@ -184,10 +202,10 @@ class TransactionPlanner:
             if len(parts) != 1:
                 raise FhirError(f"A conditional {entry.method} url is [type]?criteria", where)
             if entry.method == "DELETE":
-                ids = await self.conditions.delete_targets(parts[0], entry.query)
+                ids = await found.delete_targets(parts[0], entry.query)
                 return [(parts[0], i) for i in ids], False
             body_id = (entry.resource or {}).get("id") if entry.method == "PUT" else None
-            rid = await self.conditions.single_target(parts[0], entry.query, entry.method,
+            rid = await found.single_target(parts[0], entry.query, entry.method,
                                                       body_id)
             return [(parts[0], rid)], False
         if len(parts) != 2:

@@ -57,6 +57,16 @@ class Write:
 
 
 @dataclass(frozen=True, slots=True)
+class Condition:
+    """A search a commit depends on: applied only if ``query`` (a conditional request's
+    criteria) still finds exactly ``expected`` (ids, any order) inside the write
+    transaction, before its writes; else ConditionChanged and nothing is applied."""
+
+    query: Query
+    expected: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class CommitOptions:
     check_references: bool = True  # dangling relative references fail the commit
     allow_referenced_delete: bool = False  # else deleting a referenced resource fails
@@ -136,6 +146,14 @@ class DuplicateIdentifier(StorageError):
         super().__init__(f"{system}|{value} is already the identifier of {holder}")
 
 
+class ConditionChanged(StorageError):
+    """A commit's Condition found other matches than those it was prepared for."""
+
+    def __init__(self, condition: Condition, found: Sequence[str]) -> None:
+        self.condition, self.found = condition, list(found)
+        super().__init__(f"the condition now matches {len(found)} resource(s)")
+
+
 class IntegrityError(StorageError):
     """Dangling references, or deletes of resources that others still reference."""
 
@@ -173,12 +191,15 @@ class Storage(Protocol):
     async def vread(self, resource_type: str, id: str, version: int) -> StoredVersion | None:
         """One version by number (https://hl7.org/fhir/R4/http.html#vread)."""
 
-    async def commit(self, writes: Sequence[Write],
-                     options: CommitOptions = DEFAULT_OPTIONS) -> list[StoredVersion]:
+    async def commit(self, writes: Sequence[Write], options: CommitOptions = DEFAULT_OPTIONS,
+                     conditions: Sequence[Condition] = ()) -> list[StoredVersion]:
         """Apply all writes atomically, in order; return the new version of each.
 
-        A delete of a missing or already deleted resource changes nothing and returns its
-        current state. Raises VersionConflict, AlreadyExists or IntegrityError; then nothing
+        ``conditions`` are evaluated first, in the same transaction as the writes and
+        serialised with every other commit (across processes too), so a conditional
+        interaction never acts on a stale search. A delete of a missing or already deleted
+        resource changes nothing and returns its current state. Raises ConditionChanged,
+        VersionConflict, AlreadyExists, DuplicateIdentifier or IntegrityError; then nothing
         of the commit is applied.
         """
 

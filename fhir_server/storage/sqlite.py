@@ -28,6 +28,8 @@ from fhir_server.storage.port import (
     DEFAULT_OPTIONS,
     AlreadyExists,
     CommitOptions,
+    Condition,
+    ConditionChanged,
     GroupObserver,
     HistoryEntry,
     HistoryPage,
@@ -307,12 +309,12 @@ class SqliteStorage:
 
     # -- writes ------------------------------------------------------------------------
 
-    async def commit(self, writes: Sequence[Write],
-                     options: CommitOptions = DEFAULT_OPTIONS) -> list[StoredVersion]:
+    async def commit(self, writes: Sequence[Write], options: CommitOptions = DEFAULT_OPTIONS,
+                     conditions: Sequence[Condition] = ()) -> list[StoredVersion]:
         if self._writer is None:
             raise StorageError("storage is not open")
         future: Future[list[StoredVersion]] = Future()
-        self._queue.put((lambda conn: self._apply(conn, writes, options), future))
+        self._queue.put((lambda conn: self._apply(conn, writes, options, conditions), future))
         return await asyncio.wrap_future(future)
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
@@ -375,9 +377,17 @@ class SqliteStorage:
         return self._last_ms
 
     def _apply(self, conn: sqlite3.Connection, writes: Sequence[Write],
-               options: CommitOptions) -> list[StoredVersion]:
-        """One commit: rows are gathered first and written table by table (few statements:
+               options: CommitOptions, conditions: Sequence[Condition]) -> list[StoredVersion]:
+        """One commit: its conditions are searched on the writer's connection (inside the
+        write transaction: no other commit, of any process, runs between them and the
+        writes); rows are gathered first and written table by table (few statements:
         each statement re-takes the GIL, which the event loop may be holding)."""
+        for condition in conditions:
+            page = SearchRunner(conn, lambda key: self._pid(conn, key, False)).run(
+                condition.query)
+            found = [m.id for m in page.matches]
+            if sorted(found) != sorted(condition.expected):
+                raise ConditionChanged(condition, found)
         now = self._now()
         current = self._current(conn, writes)
         batch = RowBatch(*conn.execute("SELECT coalesce(max(seq), 0), (SELECT coalesce("

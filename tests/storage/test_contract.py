@@ -17,6 +17,8 @@ from fhir_server.search.plan import AnyOf, Cmp, IdMatch, IndexMatch, OfType, Que
 from fhir_server.storage.port import (
     AlreadyExists,
     CommitOptions,
+    Condition,
+    ConditionChanged,
     DuplicateIdentifier,
     HistoryQuery,
     IntegrityError,
@@ -221,6 +223,33 @@ def test_unique_identifiers_are_checked_inside_the_commit(store):
     store.commit([_identified("p", "X1", "Practitioner")])  # another type may hold it
     store.commit([Write("delete", "Patient", "a")])
     store.commit([_identified("e", "X1")])  # a deleted holder frees it
+
+
+def test_conditions_are_searched_inside_the_commit(store):
+    store.storage.use_indexer(lambda content: {})
+    by_value = Query(("Patient",), (IndexMatch("token", "Patient.identifier", (
+        (Cmp("system", "=", "urn:oid:2.16.156.10011.1.3"), Cmp("code", "=", "X1")),)),),
+        count=2)
+    none_yet = Condition(by_value, ())
+    store.commit([_identified("a", "X1")], conditions=[none_yet])
+    with pytest.raises(ConditionChanged) as changed:  # the create it allowed happened
+        store.commit([_identified("b", "X1", "Practitioner")], conditions=[none_yet])
+    assert changed.value.found == ["a"]
+    assert store.read("Practitioner", "b") is None  # nothing of the commit applied
+    [kept] = store.commit([put("Patient", "a", {"active": True})],
+                          conditions=[Condition(by_value, ("a",))])
+    assert kept.version == 2
+
+    async def racing() -> list:  # one writer at a time: the first creates, the rest see it
+        return await asyncio.gather(
+            *(store.storage.commit([replace(_identified(f"r{i}", "X9", "Device"), unique=())],
+                                   conditions=[Condition(replace(by_value, types=("Device",),
+                                   where=(IndexMatch("token", "Device.identifier", (
+                                       (Cmp("code", "=", "X9"),),)),)), ())])
+              for i in range(20)), return_exceptions=True)
+
+    results = store.runner.run(racing())
+    assert sorted(type(r).__name__ for r in results) == ["ConditionChanged"] * 19 + ["list"]
 
 
 def test_every_resource_of_a_type_among_others(store):
