@@ -11,6 +11,7 @@ from fhir_server.rest.observe import Observer
 from fhir_server.rest.ops import Operations
 from fhir_server.rest.router import Router
 from fhir_server.rest.routes import ROUTES
+from fhir_server.startup import report_failure
 from fhir_server.storage.port import Storage
 from fhir_server.storage.sqlite import SqliteStorage
 
@@ -36,12 +37,19 @@ def build_app(settings: Settings | None = None) -> FhirAsgiApp | CorsMiddleware:
         if settings.metrics or settings.access_log else None
     ops = Operations(service, observer if settings.metrics else None)
 
+    async def startup() -> None:
+        try:
+            await service.open()
+        except Exception as error:
+            report_failure(error)
+            raise
+
     async def shutdown() -> None:
         if observer is not None:
             observer.close()
         await service.close()
 
     app = FhirAsgiApp(router, settings.base_path, settings.max_body_bytes,
-                      service.open, shutdown, observer, ops.routes)
+                      startup, shutdown, observer, ops.routes)
     origins = settings.cors_origin_list
     return CorsMiddleware(app, origins) if origins else app

@@ -23,6 +23,8 @@ from fhir_server.loader import load_paths, reindex_storage
 from fhir_server.outcome import has_errors, operation_outcome
 from fhir_server.package import AlliancePackage, PackageError, demo_folder
 from fhir_server.rest.observe import METRICS_DIR
+from fhir_server.startup import STARTUP_REPORT, failures
+from fhir_server.storage.port import StorageError
 from fhir_server.validation.check import Checks, check_resource
 
 DEMO_MARK = "Organization/lead"  # the demo alliance's first resource: loaded once
@@ -35,10 +37,16 @@ def _serve(args: argparse.Namespace) -> int:
         settings = replace(settings, require_profiles="*")  # the demo enforces the profiles
     # Before the workers start: migrate, install the alliance package, load the demo.
     demo = [demo_folder()] if args.demo else []
-    summary = asyncio.run(load_paths(settings, demo, quiet=not demo, unless_present=DEMO_MARK))
+    try:
+        summary = asyncio.run(load_paths(settings, demo, quiet=not demo,
+                                         unless_present=DEMO_MARK))
+    except (StorageError, OSError, ValueError) as error:
+        return _cannot_start(str(error))
     for field in fields(Settings):  # workers are separate processes: hand settings on
         os.environ["FHIR_" + field.name.upper()] = str(getattr(settings, field.name))
-    shared = tempfile.TemporaryDirectory(prefix="alliance-metrics-")
+    shared = tempfile.TemporaryDirectory(prefix="alliance-serve-")
+    report = Path(shared.name) / "startup-failures"
+    os.environ[STARTUP_REPORT] = str(report)
     if settings.workers > 1 and settings.metrics:  # any worker answers /metrics for all
         os.environ[METRICS_DIR] = shared.name
     package = AlliancePackage.load(settings)
@@ -52,7 +60,13 @@ def _serve(args: argparse.Namespace) -> int:
                     port=settings.port, workers=settings.workers, log_level=args.log_level,
                     log_config=log_config(args.log_level), access_log=False,
                     server_header=False)
-    return 0
+        reasons = failures(report)  # a worker that could not start stops them all
+    return _cannot_start(reasons) if reasons else 0
+
+
+def _cannot_start(reason: str) -> int:
+    print(f"alliance-fhir: cannot start: {reason}", file=sys.stderr)
+    return 2
 
 
 def log_config(level: str) -> dict[str, Any]:
@@ -149,8 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)  # type: ignore[no-any-return]
     except PackageError as error:
-        print(f"alliance-fhir: cannot start: {error}", file=sys.stderr)
-        return 2
+        return _cannot_start(str(error))
 
 
 if __name__ == "__main__":

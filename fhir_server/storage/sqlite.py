@@ -144,9 +144,9 @@ class SqliteStorage:
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                cached_statements=512)
+        conn.execute("PRAGMA busy_timeout=10000")  # first: other workers may be migrating
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
-        conn.execute("PRAGMA busy_timeout=10000")
         conn.execute("PRAGMA cache_size=-65536")
         conn.execute("PRAGMA mmap_size=2147418112")  # 2 GiB, the usual build maximum
         conn.execute("PRAGMA wal_autocheckpoint=16384")  # 64 MiB: fewer, larger checkpoints
@@ -168,8 +168,8 @@ class SqliteStorage:
     # -- lifecycle ---------------------------------------------------------------------
 
     async def open(self) -> None:
-        conn = self._connect()
         with _translate():
+            conn = self._connect()
             migrated = migrate(conn)
             conn.execute("INSERT OR IGNORE INTO settings VALUES ('paging-secret', "
                          "hex(randomblob(32)))")

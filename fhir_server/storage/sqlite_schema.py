@@ -194,11 +194,39 @@ MIGRATIONS: tuple[str, ...] = (
 
 
 def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the schema to the newest version; return how many migrations that took."""
-    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-    current = row[0] or 0
-    for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
-        conn.executescript(f"BEGIN IMMEDIATE; {script}; "
-                           f"INSERT INTO schema_version VALUES ({number}); COMMIT;")
+    """Bring the schema to the newest version; return how many migrations that took.
+
+    The version is read and every migration applied under one ``BEGIN IMMEDIATE`` (SQLite's
+    write lock, held across processes): of several workers starting on one database, one
+    migrates and the others wait for it, then find nothing left to do."""
+    timeout = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+    conn.execute("PRAGMA busy_timeout = 600000")  # a long migration is waited for
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            current = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0
+            for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
+                for statement in _statements(script):
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version VALUES (?)", (number,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout)}")
     return len(MIGRATIONS) - current
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of a script (``executescript`` would commit the open transaction);
+    ``sqlite3.complete_statement`` keeps a trigger's body in one piece."""
+    statements, pending = [], ""
+    for part in script.split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending.strip())
+            pending = ""
+    return statements
