@@ -19,6 +19,8 @@ class Settings:
     durability: str = "normal"  # "full": survive power loss (fsync every commit)
     base_path: str = "/fhir"
     max_body_bytes: int = 16 * 1024 * 1024
+    max_depth: int = 64  # nesting of objects and arrays in a request body (at most 200)
+    max_bundle_entries: int = 10_000  # entries of a transaction or batch Bundle
     check_references: bool = True
     allow_referenced_delete: bool = False
     default_count: int = 20

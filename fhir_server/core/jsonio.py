@@ -10,10 +10,13 @@ from fhir_server.core.errors import FhirError
 from fhir_server.types import Resource
 
 BOM = b"\xef\xbb\xbf"
+MAX_DEPTH = 64  # objects and arrays within each other (Settings.max_depth)
+DEPTH_CEILING = 200  # orjson serialises at most 254 levels; the recursive checks need room
 
 
-def parse_json(body: bytes, what: str = "body") -> Any:
-    """Decode UTF-8 JSON; a 400 names the line and column of the first error."""
+def parse_json(body: bytes, what: str = "body", max_depth: int = MAX_DEPTH) -> Any:
+    """Decode UTF-8 JSON; a 400 names the line and column of the first error, or the
+    place where the nesting goes deeper than ``max_depth``."""
     if body.startswith(BOM):
         body = body[len(BOM):]
     if not body.strip():
@@ -23,15 +26,57 @@ def parse_json(body: bytes, what: str = "body") -> Any:
     except UnicodeDecodeError as error:
         raise FhirError(f"The request {what} is not valid UTF-8 (byte {error.start})") from None
     try:
-        return orjson.loads(body)
+        value = orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise FhirError(f"Malformed JSON at line {error.lineno}, column {error.colno}: "
                         f"{error.msg}") from None
+    limit = min(max_depth, DEPTH_CEILING)
+    if body.count(b"{") + body.count(b"[") > limit:  # else it cannot nest deeper
+        check_depth(value, limit, what)
+    return value
 
 
-def parse_resource(body: bytes) -> Resource:
+def check_depth(value: Any, limit: int, what: str = "body") -> None:
+    """400 if objects and arrays nest deeper than ``limit`` (iterative: any depth is safe)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth >= limit:
+                    raise FhirError(f"The request {what} nests objects and arrays deeper than "
+                                    f"{limit} levels", _path_to_depth(value, limit))
+                stack.append((child, depth + 1))
+
+
+def _path_to_depth(value: Any, limit: int) -> str:
+    """Where the nesting first passes ``limit`` (FHIRPath-like), for the error."""
+    path = value.get("resourceType", "$") if isinstance(value, dict) else "$"
+    for _ in range(limit):
+        keyed = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, child in keyed:
+            if isinstance(child, dict | list) and _deeper_than(child, limit - 1):
+                path += f".{key}" if isinstance(key, str) else f"[{key}]"
+                value, limit = child, limit - 1
+                break
+    return path
+
+
+def _deeper_than(value: Any, levels: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > levels:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack += [(c, depth + 1) for c in children if isinstance(c, dict | list)]
+    return False
+
+
+def parse_resource(body: bytes, max_depth: int = MAX_DEPTH) -> Resource:
     """A JSON object with a resourceType, as every FHIR resource body must be."""
-    value = parse_json(body)
+    value = parse_json(body, max_depth=max_depth)
     if not isinstance(value, dict):
         raise FhirError("The request body must be a JSON object (a FHIR resource)")
     if not isinstance(value.get("resourceType"), str):

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsonpatch  # type: ignore[import-untyped]
+import jsonpointer  # type: ignore[import-untyped]
+import orjson
 
-from fhir_server.core.errors import FhirError, Unprocessable
-from fhir_server.core.jsonio import parse_json
+from fhir_server.core.errors import FhirError, PayloadTooLarge, Unprocessable
+from fhir_server.core.jsonio import MAX_DEPTH, parse_json
 from fhir_server.types import Resource
 from fhir_server.validation.structure import StructureTable, r4_table
 
@@ -35,11 +37,14 @@ JSON_PATCH = "application/json-patch+json"
 Patcher = Callable[[Resource], Resource]
 
 
-def patcher(media_type: str, body: bytes) -> Patcher:
-    """The function a PATCH body stands for, chosen by its media type and shape."""
-    document = parse_json(body)
+def patcher(media_type: str, body: bytes, max_bytes: int = 16 * 1024 * 1024,
+            max_depth: int = MAX_DEPTH) -> Patcher:
+    """The function a PATCH body stands for, chosen by its media type and shape. A JSON
+    Patch result may not exceed ``max_bytes``; FHIRPath and merge patches only add values
+    of their own body, so they cannot grow beyond the stored resource and the body."""
+    document = parse_json(body, max_depth=max_depth)
     if media_type == JSON_PATCH:
-        return lambda resource: apply_json_patch(resource, document)
+        return lambda resource: apply_json_patch(resource, document, max_bytes)
     if not isinstance(document, dict):
         raise FhirError("A PATCH body must be a JSON Patch array (application/json-patch+json), "
                         "a FHIRPath Patch Parameters resource, or a JSON merge patch object")
@@ -60,18 +65,40 @@ def merge_patch(target: Resource, patch: Resource) -> Resource:
     return target
 
 
-def apply_json_patch(resource: Resource, operations: Any) -> Resource:
-    """RFC 6902 operations applied to a copy; a failing ``test`` or bad path is a 422/400."""
+def apply_json_patch(resource: Resource, operations: Any,
+                     max_bytes: int = 16 * 1024 * 1024) -> Resource:
+    """RFC 6902 operations applied one by one to a copy; a failing ``test`` or bad path is a
+    422/400. What each ``add``, ``replace`` and ``copy`` puts in is counted before it is
+    built, so a patch that would grow the resource past ``max_bytes`` (``copy`` of the
+    document into itself doubles it) is refused with 413 instead of filling memory."""
     if not isinstance(operations, list):
         raise FhirError("A JSON Patch body must be a JSON array of operations")
-    try:
-        patched: Resource = jsonpatch.apply_patch(resource, operations, in_place=False)
-        return patched
-    except jsonpatch.JsonPatchTestFailed as error:
-        raise Unprocessable(f"JSON Patch test failed: {error}") from None
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError,
-            KeyError, IndexError) as error:
-        raise FhirError(f"JSON Patch cannot be applied: {error}") from None
+    budget = max_bytes - len(orjson.dumps(resource))
+    patched: Resource = copy.deepcopy(resource)
+    for number, operation in enumerate(operations):
+        try:
+            budget -= _added_bytes(patched, operation)
+            if budget < 0:
+                raise PayloadTooLarge(f"The patched resource would exceed {max_bytes} bytes",
+                                      f"[{number}]")
+            patched = jsonpatch.JsonPatch([operation]).apply(patched, in_place=True)
+        except jsonpatch.JsonPatchTestFailed as error:
+            raise Unprocessable(f"JSON Patch test failed: {error}", f"[{number}]") from None
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError,
+                KeyError, IndexError, AttributeError) as error:
+            raise FhirError(f"JSON Patch cannot be applied: {error}", f"[{number}]") from None
+    return patched
+
+
+def _added_bytes(document: Any, operation: Any) -> int:
+    """The serialised size of what one JSON Patch operation adds to ``document``."""
+    kind = operation.get("op") if isinstance(operation, dict) else None
+    if kind in ("add", "replace"):
+        return len(orjson.dumps(operation.get("value")))
+    if kind == "copy":
+        source = operation.get("from")
+        return len(orjson.dumps(jsonpointer.resolve_pointer(document, source)))
+    return 0
 
 
 @dataclass(slots=True)

@@ -55,6 +55,7 @@ from fhir_server.validation.structure import StructureValidator
 
 IdSource = Callable[[], str]
 PATCH_RETRIES = 5
+MAX_VERSION = 2**63 - 1  # SQLite's INTEGER; a larger number names no version
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +188,7 @@ class FhirService:
 
     async def vread(self, resource_type: str, id: str, version: str) -> StoredVersion:
         self.check_type(resource_type)
-        if not version.isdigit():
+        if not version.isdigit() or int(version) > MAX_VERSION:
             raise NotFound(f"Version {version!r} of {resource_type}/{id} is not known")
         found = await self.storage.vread(resource_type, id, int(version))
         if found is None:

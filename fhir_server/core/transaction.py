@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from fhir_server.core.conditional import Resolution, attempts
-from fhir_server.core.errors import FhirError
+from fhir_server.core.errors import FhirError, PayloadTooLarge
 from fhir_server.core.patch import JSON_PATCH, Patcher, patcher
 from fhir_server.core.references import rewrite_references
 from fhir_server.core.service import FhirService, Prepared
@@ -64,7 +64,8 @@ class Entry:
         return urlsplit(self.url).query
 
 
-def parse_bundle(bundle: Any, allowed: tuple[str, ...] = ("transaction", "batch")) -> str:
+def parse_bundle(bundle: Any, allowed: tuple[str, ...] = ("transaction", "batch"),
+                 max_entries: int = 10_000) -> str:
     """Check a Bundle's outline and return its type."""
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise FhirError("The body must be a Bundle", "Bundle")
@@ -75,6 +76,9 @@ def parse_bundle(bundle: Any, allowed: tuple[str, ...] = ("transaction", "batch"
     entries = bundle.get("entry", [])
     if not isinstance(entries, list):
         raise FhirError("Bundle.entry must be an array", "Bundle.entry")
+    if len(entries) > max_entries:
+        raise PayloadTooLarge(f"The Bundle has {len(entries):,} entries; at most {max_entries:,}"
+                              " are accepted (FHIR_MAX_BUNDLE_ENTRIES)", "Bundle.entry")
     return kind
 
 
@@ -103,7 +107,7 @@ def parse_entry(raw: Any, index: int, base_url: str) -> Entry:
                  condition if isinstance(condition, str) and condition else None)
 
 
-def entry_patcher(entry: Entry) -> Patcher:
+def entry_patcher(entry: Entry, max_bytes: int) -> Patcher:
     """A PATCH entry's resource: a Binary holding JSON Patch, or FHIRPath Patch Parameters."""
     resource = entry.resource or {}
     if resource.get("resourceType") == "Binary":
@@ -111,8 +115,8 @@ def entry_patcher(entry: Entry) -> Patcher:
             data = base64.b64decode(resource.get("data", ""), validate=True)
         except ValueError:
             raise FhirError("Binary.data is not base64", f"{entry.where}.resource.data") from None
-        return patcher(resource.get("contentType") or JSON_PATCH, data)
-    return patcher("application/fhir+json", orjson.dumps(resource))
+        return patcher(resource.get("contentType") or JSON_PATCH, data, max_bytes)
+    return patcher("application/fhir+json", orjson.dumps(resource), max_bytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,8 +233,8 @@ class TransactionPlanner:
         [(rtype, rid)] = targets
         service.check_type(rtype)
         if entry.method == "PATCH":
-            return [await service.prepare_patch(rtype, rid, entry_patcher(entry),
-                                                entry.if_match, prefix)]
+            patch = entry_patcher(entry, service.settings.max_body_bytes)
+            return [await service.prepare_patch(rtype, rid, patch, entry.if_match, prefix)]
         resource = entry.resource or {}
         if resource.get("resourceType") != rtype:
             raise FhirError(f"The resource is a {resource.get('resourceType')} but the url "

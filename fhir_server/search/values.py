@@ -8,6 +8,7 @@ rows and query values alike; ``number_range`` does the same for decimals.
 from __future__ import annotations
 
 import re
+from calendar import isleap, monthrange
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
@@ -15,6 +16,7 @@ from functools import lru_cache
 
 from fhir_server.core.errors import FhirError
 
+DAY_MS = 86_400_000
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 DATE = re.compile(
     r"(?P<y>[0-9]{4})(?:-(?P<m>[0-9]{2})(?:-(?P<d>[0-9]{2})"
@@ -103,21 +105,20 @@ class DateRange:
                              int((match["f"] or "0")[:6].ljust(6, "0")), tzinfo=tz)
         except ValueError:
             raise FhirError(f"Invalid date/time {text!r}", parameter) from None
-        if match["f"]:
-            end = start + timedelta(milliseconds=1)
-        elif match["s"]:
-            end = start + timedelta(seconds=1)
-        elif match["mi"]:
-            end = start + timedelta(minutes=1)
-        elif match["d"]:
-            end = start + timedelta(days=1)
-        elif match["m"]:
-            end = start.replace(year=year + (month == 12), month=month % 12 + 1)
-        else:
-            end = start.replace(year=year + 1) if year < 9999 else start.replace(
-                month=12, day=31, hour=23, minute=59, second=59, microsecond=999000)
         low = int(start.timestamp() * 1000)
-        return cls(low, max(low, int(end.timestamp() * 1000) - 1))
+        if match["f"]:
+            span = 1
+        elif match["s"]:
+            span = 1000
+        elif match["mi"]:
+            span = 60_000
+        elif match["d"]:
+            span = DAY_MS
+        elif match["m"]:
+            span = monthrange(year, month)[1] * DAY_MS
+        else:
+            span = (366 if isleap(year) else 365) * DAY_MS
+        return cls(low, low + span - 1)  # in ms, not datetimes: 9999-12-31T23:59+14:00 is legal
 
 
 def number_range(text: str, parameter: str | None = None) -> tuple[float, float, float]:

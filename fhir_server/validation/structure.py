@@ -26,6 +26,7 @@ ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")  # linear; the spec's regex backtracks badly
 WHITESPACE = re.compile(r"\s+")
 MAX_DEPTH = 64  # elements deep; real resources stay far below, attackers do not
+MAX_STRING = 1024 * 1024  # "Strings SHALL NOT exceed 1MB in size" (R4 datatypes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +128,7 @@ class StructureValidator:
             return
         rid = obj.get("id")
         if rid is not None and not (isinstance(rid, str) and ID.fullmatch(rid)):
-            issues.append(Issue("value", f"Invalid id {rid!r}", f"{path}.id"))
+            issues.append(Issue("value", f"Invalid id {_shown(rid)}", f"{path}.id"))
         self._object(obj, rtype, path, issues)
 
     def _object(self, obj: Resource, type_code: str, path: str, issues: list[Issue]) -> None:
@@ -224,7 +225,10 @@ class StructureValidator:
             if not low <= value <= high:
                 issues.append(Issue("value", f"{value} is out of range for {code}", path))
         elif kind == "string":
-            if code == "xhtml":
+            if len(value) > MAX_STRING and code not in ("base64Binary", "xhtml"):
+                issues.append(Issue("value", f"A {code} may not exceed 1 MB "
+                                    f"({len(value):,} characters)", path))
+            elif code == "xhtml":
                 if not value.startswith("<div") or not value.rstrip().endswith("</div>"):
                     issues.append(Issue("value", "Narrative must be an xhtml <div>", path))
             elif code == "base64Binary":
@@ -232,7 +236,7 @@ class StructureValidator:
                 if len(compact) % 4 or not BASE64.fullmatch(compact):
                     issues.append(Issue("value", "Invalid base64Binary value", path))
             elif primitive.regex is not None and not primitive.regex.fullmatch(value):
-                issues.append(Issue("value", f"Invalid {code} value {value!r}"
+                issues.append(Issue("value", f"Invalid {code} value {_shown(value)}"
                                     f"{_format_hint(code, value)}", path))
 
     def _companion(self, key: str, value: Any, element: Element, base: Any, path: str,
@@ -266,3 +270,9 @@ class StructureValidator:
         if match and match["type"] in self.table.resources and ID.fullmatch(match["id"]):
             return
         issues.append(Issue("value", f"Invalid reference {reference!r}", f"{path}.reference"))
+
+
+def _shown(value: Any, most: int = 80) -> str:
+    """A value quoted in a message, cut short: messages must stay readable."""
+    text = repr(value)
+    return text if len(text) <= most else f"{text[:most]}… ({len(text):,} characters)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from support import Client
 
@@ -97,6 +98,20 @@ CASES = [
      JSON, 400, "structure", "Bundle.entry[0].resource.Patient.x", "Unknown element"),
     ("PATCH", "/Patient/a", b"[]", {"content-type": "text/plain"}, 415, "not-supported",
      "Content-Type", "not supported"),
+    # found by trying (issue 12): each answered 500 before
+    ("GET", "/Patient/a/_history/99999999999999999999", b"", {}, 404, "not-found", None,
+     "not known"),
+    ("PUT", "/Patient/a", b'{"resourceType": "Patient", "id": ' + b"[" * 70 + b'"a"' + b"]" * 70
+     + b"}", JSON, 400, "invalid", "Patient.id" + "[0]" * 63, "deeper than 64"),
+    ("POST", "", b'{"resourceType": "Bundle", "type": "batch", "entry": [{"request": {"method": '
+     b'"POST", "url": "Patient"}, "resource": {"resourceType": "Patient", "id": ' + b"[" * 200
+     + b"1" + b"]" * 200 + b"}}]}", JSON, 400, "invalid",
+     "Bundle.entry[0].resource.id" + "[0]" * 60, "deeper than 64"),
+    ("POST", "/Patient/$validate", b'{"resourceType": "Patient", "id": ' + b"[" * 300 + b"1"
+     + b"]" * 300 + b"}", JSON, 400, "invalid", "Patient.id" + "[0]" * 63, "deeper than 64"),
+    ("POST", "/Patient", b'{"resourceType": "Patient", "name": [{"text": "'
+     + b"x" * (1024 * 1024 + 1) + b'"}]}', JSON, 400, "value", "Patient.name[0].text",
+     "may not exceed 1 MB"),
 ]
 
 
@@ -123,6 +138,48 @@ def test_body_too_large(tmp_path):
                               + b"x" * 200 + b'"}]}', headers=JSON)
         assert response.status_code == 413
         assert response.json()["issue"][0]["code"] == "too-costly"
+
+
+def test_too_many_bundle_entries(tmp_path):
+    settings = Settings(storage=f"sqlite:///{tmp_path / 'x.db'}", max_bundle_entries=3)
+    entry = {"request": {"method": "POST", "url": "Patient"},
+             "resource": {"resourceType": "Patient"}}
+    with Client(build_app(settings)) as small:
+        for kind in ("transaction", "batch"):
+            response = small.post("", json={"resourceType": "Bundle", "type": kind,
+                                            "entry": [entry] * 4})
+            assert response.status_code == 413
+            issue = response.json()["issue"][0]
+            assert issue["expression"] == ["Bundle.entry"] and "at most 3" in issue["diagnostics"]
+        assert small.get("/Patient").json()["total"] == 0
+
+
+def test_a_json_patch_may_not_grow_past_the_body_limit(tmp_path):
+    settings = Settings(storage=f"sqlite:///{tmp_path / 'x.db'}", max_body_bytes=20_000)
+    with Client(build_app(settings)) as small:
+        small.put("/Patient/a", json={"resourceType": "Patient", "id": "a",
+                                      "name": [{"text": "张三" * 100}]})
+        doubling = [{"op": "copy", "from": "/name", "path": "/name/-"}] * 30  # 2**30 names
+        response = small.patch("/Patient/a", content=orjson.dumps(doubling),
+                               headers={"content-type": "application/json-patch+json"})
+        assert response.status_code == 413
+        issue = response.json()["issue"][0]
+        assert "exceed 20000 bytes" in issue["diagnostics"]
+        assert issue["expression"][0].startswith("[")  # the operation that would pass it
+        assert small.get("/Patient/a").json()["meta"]["versionId"] == "1"
+
+
+def test_extreme_valid_instants_are_stored_and_found(client):
+    for instant in ("9999-12-31T23:59:59.999999999+14:00", "0001-01-01T00:00:00+14:00",
+                    "0001-01-01T00:00:00-12:00"):
+        created = client.post("/DiagnosticReport", json={
+            "resourceType": "DiagnosticReport", "status": "final", "code": {"text": "血常规"},
+            "effectiveDateTime": instant})
+        assert created.status_code == 201, created.text
+        found = client.get("/DiagnosticReport", params={"date": instant})
+        assert [e["resource"]["id"] for e in found.json()["entry"]] == [created.json()["id"]]
+    assert client.get("/DiagnosticReport", params={"date": "ge9999"}).json()["total"] == 1
+    assert client.get("/DiagnosticReport", params={"date": "lt0001-01-02"}).json()["total"] == 2
 
 
 def test_deep_nesting_is_refused(client):

@@ -20,7 +20,8 @@ PATCH_TYPES = (JSON_PATCH, "application/merge-patch+json", *JSON_TYPES)
 async def patch(ctx: Context, request: FhirRequest, args: dict[str, str]) -> FhirResponse:
     ctx.service.check_type(args["type"])
     media = check_content_type(request, PATCH_TYPES)
-    patch_of = patcher(media, request.body)
+    patch_of = patcher(media, request.body, ctx.settings.max_body_bytes,
+                       ctx.settings.max_depth)
     if "id" in args:
         stored = await ctx.service.patch(args["type"], args["id"], patch_of, if_match(request))
     else:

@@ -88,8 +88,8 @@ def _from_write(outcome: Outcome, base_url: str, representation: bool) -> bytes:
 
 async def transaction(ctx: Context, request: FhirRequest, args: dict[str, str]) -> FhirResponse:
     check_content_type(request)
-    bundle = parse_json(request.body)
-    kind = parse_bundle(bundle)
+    bundle = parse_json(request.body, max_depth=ctx.settings.max_depth)
+    kind = parse_bundle(bundle, max_entries=ctx.settings.max_bundle_entries)
     raw_entries = bundle.get("entry", [])
     if kind == "batch":
         return await _batch(ctx, request, raw_entries)
