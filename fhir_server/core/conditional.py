@@ -74,6 +74,8 @@ class Resolution:
     async def single_target(self, resource_type: str, query: str, method: str,
                             body_id: str | None = None) -> str:
         """The id a conditional update or patch writes."""
+        if body_id is not None and not isinstance(body_id, str):
+            raise FhirError("The resource id must be a string", f"{resource_type}.id")
         found = await self._matches(resource_type, query, 2)
         if len(found) > 1:
             raise PreconditionFailed(f"{method} {resource_type}?{query} matches more than "
