@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -11,6 +12,7 @@ from fhir_server.types import Resource
 
 BOM = b"\xef\xbb\xbf"
 MAX_DEPTH = 64  # objects and arrays within each other (Settings.max_depth)
+OFF_LOOP_BYTES = 256 * 1024  # bodies parsed in a thread from this size on
 DEPTH_CEILING = 200  # orjson serialises at most 254 levels; the recursive checks need room
 
 
@@ -34,6 +36,15 @@ def parse_json(body: bytes, what: str = "body", max_depth: int = MAX_DEPTH) -> A
     if body.count(b"{") + body.count(b"[") > limit:  # else it cannot nest deeper
         check_depth(value, limit, what)
     return value
+
+
+async def parse_json_off_loop(body: bytes, what: str = "body",
+                              max_depth: int = MAX_DEPTH) -> Any:
+    """``parse_json`` in a thread for a large body (the event loop keeps answering other
+    requests while 15 MB are parsed and their depth checked), inline for a small one."""
+    if len(body) < OFF_LOOP_BYTES:
+        return parse_json(body, what, max_depth)
+    return await asyncio.to_thread(parse_json, body, what, max_depth)
 
 
 def check_depth(value: Any, limit: int, what: str = "body") -> None:
@@ -74,9 +85,9 @@ def _deeper_than(value: Any, levels: int) -> bool:
     return False
 
 
-def parse_resource(body: bytes, max_depth: int = MAX_DEPTH) -> Resource:
+async def parse_resource(body: bytes, max_depth: int = MAX_DEPTH) -> Resource:
     """A JSON object with a resourceType, as every FHIR resource body must be."""
-    value = parse_json(body, max_depth=max_depth)
+    value = await parse_json_off_loop(body, max_depth=max_depth)
     if not isinstance(value, dict):
         raise FhirError("The request body must be a JSON object (a FHIR resource)")
     if not isinstance(value.get("resourceType"), str):

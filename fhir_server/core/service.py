@@ -36,6 +36,7 @@ from fhir_server.search.parse import SearchParser
 from fhir_server.search.plan import Query
 from fhir_server.search.registry import SearchRegistry
 from fhir_server.search.types.base import Context as SearchContext
+from fhir_server.search.ucum import warm_up
 from fhir_server.storage.port import (
     AlreadyExists,
     CommitOptions,
@@ -115,6 +116,7 @@ class FhirService:
 
     async def open(self) -> None:
         """Open storage; learn stored SearchParameters; reindex if the schema asks."""
+        warm_up()  # UCUM's registry: built in the background while the rest opens
         await self.storage.open()
         self._secret = await self.storage.secret()
         await self.load_search_parameters()

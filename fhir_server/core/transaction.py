@@ -9,7 +9,6 @@ every reference of every entry; then all writes are committed at once, or none.
 from __future__ import annotations
 
 import base64
-import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,22 +20,13 @@ from fhir_server.core.errors import FhirError, PayloadTooLarge
 from fhir_server.core.patch import JSON_PATCH, Patcher, patcher
 from fhir_server.core.references import rewrite_references
 from fhir_server.core.service import FhirService, Prepared
+from fhir_server.core.slices import Slices
 from fhir_server.core.versioning import parse_etag
 from fhir_server.storage.port import CommitOptions, StoredVersion
 from fhir_server.types import Resource
 
 WRITE_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2}
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
-
-
-def hand_over_gil() -> None:
-    """Let a thread that waits for the GIL run now (``time.sleep(0)`` releases it).
-
-    Preparing a Bundle's entries is one long CPU stretch on the event loop, while the
-    storage writer thread re-takes the GIL after every SQLite statement; without a hand-over
-    it waits for the whole stretch each time (measured: transaction ingest 2,650-2,900 ->
-    3,480-3,580 resources/s, benchmarks/bench_core.py)."""
-    time.sleep(0)
 
 
 @dataclass(slots=True, eq=False)
@@ -155,25 +145,29 @@ class TransactionPlanner:
                       found: Resolution, originals: dict[Entry, bytes]) -> dict[int, Outcome]:
         targets: dict[Entry, list[tuple[str, str]]] = {}
         matched: set[Entry] = set()
+        slices = Slices()  # thousands of entries: other requests are answered in between
         for entry in writes:
             targets[entry], existing = await self._targets(entry, found)
             if existing:
                 matched.add(entry)
+            await slices.pause()
         mapping = {e.full_url: "/".join(t[0]) for e, t in targets.items() if e.full_url and t}
         for entry in writes:
             if entry.resource is not None and entry.method != "PATCH":
                 await found.resolve_references(entry.resource, entry.where, mapping)
+                await slices.pause()
         if found.held and not originals:  # kept before anything is rewritten, for a retry
             originals.update((e, orjson.dumps(e.resource)) for e in writes if e.resource)
         for entry in writes:
             if entry.resource is not None and entry.method != "PATCH":
                 rewrite_references(entry.resource, mapping)
+                await slices.pause()
         self._refuse_duplicates({e: t for e, t in targets.items() if e not in matched})
         prepared: list[tuple[Entry, Prepared]] = []
         for entry in sorted(writes, key=lambda e: WRITE_ORDER[e.method]):
             if entry not in matched:
                 prepared += [(entry, p) for p in await self._prepare(entry, targets[entry])]
-                hand_over_gil()
+                await slices.pause()
         where = {(p.write.resource_type, p.write.id): f"{e.where}.resource"
                  if p.write.kind != "delete" else e.where for e, p in prepared}
         results = await self.service.commit([p for _, p in prepared], options, where,

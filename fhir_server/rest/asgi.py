@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fhir_server.core.errors import FhirError, NotFound, PayloadTooLarge
+from fhir_server.rest.memory import release_after
 from fhir_server.rest.observe import Observer
 from fhir_server.rest.ops import OPS_PATHS, OpsHandler
 from fhir_server.rest.render import outcome_response
@@ -52,6 +53,8 @@ class FhirAsgiApp:
             response, request = await self._handle(scope, receive, headers)
             response.headers.append(("x-request-id", request_id))
             await _send(send, response)
+            if request is not None:
+                await release_after(len(request.body))
             if self.observer is not None:
                 interaction = (request.interaction or "unknown") if request \
                     else _ops_name(scope["path"])

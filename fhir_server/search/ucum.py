@@ -7,17 +7,32 @@ unit code; units with an offset (``Cel``) or that do not parse have no canonical
 
 from __future__ import annotations
 
-from functools import cache, lru_cache
+import threading
+from functools import lru_cache
 from typing import Any
 
 UCUM = "http://unitsofmeasure.org"
 
 
-@cache
-def _registry() -> Any:
-    from ucumvert import PintUcumRegistry  # type: ignore[import-untyped]  # loads a 0.3 s grammar: only on first use
+_loading = threading.Lock()
+_built: list[Any] = []
 
-    return PintUcumRegistry()
+
+def _registry() -> Any:
+    """The one registry of the process, built by whichever thread asks first."""
+    if not _built:
+        with _loading:
+            if not _built:
+                from ucumvert import PintUcumRegistry  # type: ignore[import-untyped]
+
+                _built.append(PintUcumRegistry())
+    return _built[0]
+
+
+def warm_up() -> None:
+    """Build the registry in a background thread (about a second of grammar and unit
+    definitions), so the first quantity a server indexes does not stall its event loop."""
+    threading.Thread(target=_registry, name="ucum-warm-up", daemon=True).start()
 
 
 @lru_cache(maxsize=4096)

@@ -319,29 +319,38 @@ class SqliteStorage:
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
         while True:
-            first = self._queue.get()
-            if first is None:
+            group = self._next_group()
+            if not group:
                 return
-            group = [first]
-            while len(group) < MAX_GROUP:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._queue.put(None)
-                    break
-                group.append(item)
             self._run_group(conn, group)
+            size = len(group)
+            del group  # else the last group's writes and results live on while idle
             if self._group_observer is not None:
-                self._group_observer(len(group))
-            self._since_analyze += len(group)
+                self._group_observer(size)
+            self._since_analyze += size
             if self._since_analyze >= ANALYZE_EVERY:
                 self._since_analyze = 0
                 try:
                     _analyze(conn)
                 except sqlite3.Error:  # statistics are an optimisation: never stop the writer
                     log.warning("refreshing SQLite statistics failed", exc_info=True)
+
+    def _next_group(self) -> list[Job]:
+        """The commits waiting (at least one: blocks until it comes), or [] at shutdown."""
+        first = self._queue.get()
+        if first is None:
+            return []
+        group = [first]
+        while len(group) < MAX_GROUP:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                self._queue.put(None)
+                break
+            group.append(item)
+        return group
 
     def _run_group(self, conn: sqlite3.Connection, group: list[Job]) -> None:
         outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []

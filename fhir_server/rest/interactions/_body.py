@@ -11,9 +11,9 @@ from fhir_server.rest.negotiation import check_content_type
 from fhir_server.rest.request import FhirRequest
 
 
-def resource_body(request: FhirRequest, resource_type: str, max_depth: int) -> dict:
+async def resource_body(request: FhirRequest, resource_type: str, max_depth: int) -> dict:
     check_content_type(request)
-    resource = parse_resource(request.body, max_depth)
+    resource = await parse_resource(request.body, max_depth)
     if resource["resourceType"] != resource_type:
         raise FhirError(f"The body is a {resource['resourceType']} but the URL names "
                         f"{resource_type}", "resourceType")

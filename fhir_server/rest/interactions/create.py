@@ -15,7 +15,7 @@ from fhir_server.rest.request import FhirRequest, FhirResponse
 
 async def create(ctx: Context, request: FhirRequest, args: dict[str, str]) -> FhirResponse:
     ctx.service.check_type(args["type"])
-    resource = resource_body(request, args["type"], ctx.settings.max_depth)
+    resource = await resource_body(request, args["type"], ctx.settings.max_depth)
     condition = request.header("if-none-exist")
     if condition:
         stored, created = await ctx.service.conditional_create(args["type"], resource,

@@ -16,7 +16,8 @@ from urllib.parse import parse_qsl
 import orjson
 
 from fhir_server.core.errors import FhirError
-from fhir_server.core.jsonio import parse_json
+from fhir_server.core.jsonio import parse_json_off_loop
+from fhir_server.core.slices import Slices
 from fhir_server.core.transaction import (
     Entry,
     Outcome,
@@ -88,7 +89,7 @@ def _from_write(outcome: Outcome, base_url: str, representation: bool) -> bytes:
 
 async def transaction(ctx: Context, request: FhirRequest, args: dict[str, str]) -> FhirResponse:
     check_content_type(request)
-    bundle = parse_json(request.body, max_depth=ctx.settings.max_depth)
+    bundle = await parse_json_off_loop(request.body, max_depth=ctx.settings.max_depth)
     kind = parse_bundle(bundle, max_entries=ctx.settings.max_bundle_entries)
     raw_entries = bundle.get("entry", [])
     if kind == "batch":
@@ -112,7 +113,9 @@ async def transaction(ctx: Context, request: FhirRequest, args: dict[str, str]) 
 
 async def _batch(ctx: Context, request: FhirRequest, raw_entries: list) -> FhirResponse:
     out: list[bytes] = []
+    slices = Slices()
     for index, raw in enumerate(raw_entries):
+        await slices.pause()
         try:
             entry = parse_entry(raw, index, request.base_url)
         except FhirError as error:

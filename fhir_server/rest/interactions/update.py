@@ -15,7 +15,7 @@ from fhir_server.rest.request import FhirRequest, FhirResponse
 
 async def update(ctx: Context, request: FhirRequest, args: dict[str, str]) -> FhirResponse:
     ctx.service.check_type(args["type"])
-    resource = resource_body(request, args["type"], ctx.settings.max_depth)
+    resource = await resource_body(request, args["type"], ctx.settings.max_depth)
     if "id" in args:
         stored = await ctx.service.update(args["type"], args["id"], resource, if_match(request))
     else:

@@ -27,12 +27,12 @@ PASSED = ("_count", "_page", "_lastUpdated", "_total", "_summary", "_elements", 
           "_pretty", "_include", "_type")
 
 
-def _parameters(request: FhirRequest, max_depth: int) -> list[tuple[str, str]]:
+async def _parameters(request: FhirRequest, max_depth: int) -> list[tuple[str, str]]:
     """The query's pairs, plus those of a POSTed Parameters body."""
     pairs = list(request.query)
     if request.method == "POST" and request.body.strip():
         check_content_type(request)
-        body = parse_resource(request.body, max_depth)
+        body = await parse_resource(request.body, max_depth)
         if body.get("resourceType") != "Parameters":
             raise FhirError("The body of $everything must be a Parameters resource",
                             "resourceType")
@@ -52,7 +52,7 @@ async def everything(ctx: Context, request: FhirRequest, args: dict[str, str]) -
         await ctx.service.read("Patient", pid)  # 404 or 410 first
     types = ("Patient", *searcher.compartment_types("Patient"))
     pairs: list[tuple[str, str]] = [("_include", "*")]
-    for name, value in _parameters(request, ctx.settings.max_depth):
+    for name, value in await _parameters(request, ctx.settings.max_depth):
         if name == "_since":
             if not INSTANT.fullmatch(value):
                 raise FhirError(f"_since must be an instant, got {value!r}", "_since")

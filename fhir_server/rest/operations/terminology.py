@@ -30,11 +30,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
 }
 
 
-def _params(request: FhirRequest, max_depth: int) -> Params:
+async def _params(request: FhirRequest, max_depth: int) -> Params:
     params: Params = {k: v for k, v in request.query if not k.startswith("_")}
     if request.method == "POST" and request.body.strip():
         check_content_type(request)
-        body = parse_resource(request.body, max_depth)
+        body = await parse_resource(request.body, max_depth)
         for parameter in body.get("parameter") or []:
             value = next((v for k, v in parameter.items() if k.startswith("value")), None)
             if isinstance(value, dict):  # valueCoding
@@ -50,7 +50,7 @@ async def terminology(ctx: Context, request: FhirRequest, args: dict[str, str]) 
     operation = OPERATIONS.get((rtype, name))
     if operation is None:
         raise FhirError(f"There is no operation ${name} on {rtype}", f"{rtype}/${name}")
-    params = _params(request, ctx.settings.max_depth)
+    params = await _params(request, ctx.settings.max_depth)
     if "id" in args:
         stored = await ctx.service.read(rtype, args["id"])
         params.setdefault("url", orjson.loads(stored.content).get("url", ""))

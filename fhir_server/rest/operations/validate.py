@@ -36,7 +36,7 @@ async def validate(ctx: Context, request: FhirRequest, args: dict[str, str]) -> 
     rtype = args["type"]
     ctx.service.check_type(rtype)
     check_content_type(request)
-    resource, mode = (_unwrap(parse_resource(request.body, ctx.settings.max_depth))
+    resource, mode = (_unwrap(await parse_resource(request.body, ctx.settings.max_depth))
                       if request.body.strip() else (None, None))
     mode = request.param("mode") or mode or ("update" if "id" in args else "create")
     if mode not in MODES:
