@@ -9,6 +9,7 @@ from fhir_server.rest.context import Context
 from fhir_server.rest.cors import CorsMiddleware
 from fhir_server.rest.observe import Observer
 from fhir_server.rest.ops import Operations
+from fhir_server.rest.ratelimit import RateLimiter
 from fhir_server.rest.router import Router
 from fhir_server.rest.routes import ROUTES
 from fhir_server.startup import report_failure
@@ -20,7 +21,8 @@ def open_storage(settings: Settings) -> Storage:
     """The adapter named by the storage URL's scheme."""
     url = settings.storage
     if url.startswith("sqlite:"):
-        return SqliteStorage(url, durability=settings.durability)
+        return SqliteStorage(url, durability=settings.durability,
+                             search_timeout=settings.search_timeout)
     raise ValueError(f"Unsupported storage URL {url!r}; use sqlite:///path/to/file.db")
 
 
@@ -50,6 +52,7 @@ def build_app(settings: Settings | None = None) -> FhirAsgiApp | CorsMiddleware:
         await service.close()
 
     app = FhirAsgiApp(router, settings.base_path, settings.max_body_bytes,
-                      startup, shutdown, observer, ops.routes)
+                      startup, shutdown, observer, ops.routes, settings.read_timeout,
+                      RateLimiter(settings.rate_limit) if settings.rate_limit > 0 else None)
     origins = settings.cors_origin_list
     return CorsMiddleware(app, origins) if origins else app

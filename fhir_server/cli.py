@@ -23,6 +23,7 @@ from fhir_server.loader import load_paths, reindex_storage
 from fhir_server.outcome import has_errors, operation_outcome
 from fhir_server.package import AlliancePackage, PackageError, demo_folder
 from fhir_server.rest.observe import METRICS_DIR
+from fhir_server.rest.protocol import GuardedHttpToolsProtocol
 from fhir_server.startup import STARTUP_REPORT, failures
 from fhir_server.storage.port import StorageError
 from fhir_server.validation.check import Checks, check_resource
@@ -59,7 +60,8 @@ def _serve(args: argparse.Namespace) -> int:
         uvicorn.run("fhir_server.app:build_app", factory=True, host=settings.host,
                     port=settings.port, workers=settings.workers, log_level=args.log_level,
                     log_config=log_config(args.log_level), access_log=False,
-                    server_header=False)
+                    server_header=False, http=GuardedHttpToolsProtocol,
+                    limit_concurrency=settings.max_connections)
         reasons = failures(report)  # a worker that could not start stops them all
     return _cannot_start(reasons) if reasons else 0
 

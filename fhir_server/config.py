@@ -37,6 +37,13 @@ class Settings:
     metrics: bool = True  # count and time requests for /metrics
     access_log: bool = True  # one JSON log line per request
     cors_origins: str = ""  # comma-separated origins allowed by CORS ("*": any); none by default
+    header_timeout: float = 10.0  # seconds for a connection to send a request's headers
+    read_timeout: float = 30.0  # seconds a request body may pause between chunks (else 408)
+    max_connections: int = 1000  # concurrent connections per worker; beyond: 503
+    rate_limit: float = 0.0  # requests per second per client address and worker; 0: off
+    search_timeout: float = 30.0  # seconds a search may run (else 422 too-costly)
+    admin_operations: bool = True  # $reindex (system administrators only once auth lands)
+    expunge: bool = False  # $expunge: erase a resource and all its versions (PIPL art. 47)
 
     @property
     def required_profile_types(self) -> list[str]:

@@ -23,10 +23,10 @@ class ServerProcess:
     """``python -m fhir_server serve`` on a free port, waited for until it answers."""
 
     def __init__(self, db: Path, *extra: str, command: tuple[str, ...] = (),
-                 cwd: Path | None = None) -> None:
+                 cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}/fhir"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.process = subprocess.Popen(
             [*(command or (sys.executable, "-m", "fhir_server")), "serve",
              "--port", str(self.port), "--storage", f"sqlite:///{db}", "--log-level", "warning",

@@ -63,7 +63,8 @@ def test_a_server_that_cannot_open_its_storage_exits_non_zero(tmp_path):
                            "--storage", f"sqlite:///{missing}"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert "cannot start" in done.stderr and "unable to open database" in done.stderr
+    assert "cannot start: cannot create the database" in done.stderr
+    assert str(missing) in done.stderr
     assert "Traceback" not in done.stderr
 
 
@@ -71,7 +72,7 @@ def test_a_worker_that_fails_its_start_up_reports_why(tmp_path, monkeypatch):
     report = tmp_path / "report"
     monkeypatch.setenv(STARTUP_REPORT, str(report))
     app = build_app(Settings(storage=f"sqlite:///{tmp_path / 'no-such-folder' / 'x.db'}"))
-    with pytest.raises(Exception, match="unable to open database"):
+    with pytest.raises(Exception, match="cannot create the database"):
         asyncio.run(app.startup())  # type: ignore[union-attr]
-    assert "unable to open database" in failures(report)
+    assert "cannot create the database" in failures(report)
     assert failures(tmp_path / "nothing-reported") == ""

@@ -60,7 +60,7 @@ class Resolution:
         self.service.check_type(resource_type)
         criteria = parse_qsl(query.lstrip("?"), keep_blank_values=True)
         search = await self.service.searcher.condition_query(resource_type, criteria, limit)
-        found = [m.id for m in (await self.service.storage.search(search)).matches]
+        found = [m.id for m in (await self.service.searcher.run(search)).matches]
         self.held.append(Condition(search, tuple(found)))
         return found
     async def create_target(self, resource_type: str, query: str) -> str | None:

@@ -7,7 +7,11 @@
     ├── MethodNotAllowed (405)      the interaction is not supported on this path
     ├── Conflict (409)              id clash, or delete of a referenced resource
     ├── PreconditionFailed (412)    If-Match / conditional outcome mismatch
+    ├── Forbidden (403)             switched off by configuration
+    ├── RequestTimeout (408)        the body paused longer than the read timeout
     ├── PayloadTooLarge (413)
+    ├── TooCostly (422)             a search ran past its deadline
+    ├── TooManyRequests (429)       a client's rate limit (with Retry-After)
     ├── NotAcceptable (406)         no representation the client accepts
     └── UnsupportedMediaType (415)
 
@@ -24,6 +28,7 @@ class FhirError(Exception):
 
     status = 400
     code = "invalid"
+    headers: tuple[tuple[str, str], ...] = ()  # added to the error response
 
     def __init__(self, message: str | list[Issue], expression: str | None = None) -> None:
         if isinstance(message, list):
@@ -76,3 +81,27 @@ class NotAcceptable(FhirError):
 class UnsupportedMediaType(FhirError):
     status = 415
     code = "not-supported"
+
+
+class Forbidden(FhirError):
+    status = 403
+    code = "forbidden"
+
+
+class RequestTimeout(FhirError):
+    status = 408
+    code = "timeout"
+
+
+class TooCostly(FhirError):
+    status = 422
+    code = "too-costly"
+
+
+class TooManyRequests(FhirError):
+    status = 429
+    code = "throttled"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.headers = (("retry-after", str(retry_after)),)

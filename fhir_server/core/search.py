@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fhir_server.core.errors import FhirError
+from fhir_server.core.errors import FhirError, TooCostly
 from fhir_server.core.paging import PageTokens, fingerprint
 from fhir_server.core.terminology import Terminology
 from fhir_server.search.parse import ParsedSearch, SearchParser
 from fhir_server.search.plan import AnyOf, Cmp, IdMatch, IndexMatch, Node, OfType, Query
 from fhir_server.search.registry import SearchRegistry
 from fhir_server.search.types.base import CodeSet
-from fhir_server.storage.port import SearchPage, Storage
+from fhir_server.storage.port import SearchPage, SearchTimeout, Storage
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +61,7 @@ class Searcher:
         cursor = self.tokens.parse(page_token, key) if page_token else None
         query = Query(query.types, query.where + extra, query.sort, query.count, cursor,
                       query.total, query.includes, query.include_limit)
-        page = await self.storage.search(query)
+        page = await self.run(query)
         next_token = previous_token = None
         if page.matches and page.has_next:
             next_token = self.tokens.render(page.matches[-1].cursor, key)
@@ -70,6 +70,14 @@ class Searcher:
             previous_token = self.tokens.render(
                 type(first)(first.values, first.rid, True), key)
         return SearchResult(parsed, page, next_token, previous_token)
+
+    async def run(self, query: Query) -> SearchPage:
+        """A search plan run by storage; past the deadline, 422 too-costly."""
+        try:
+            return await self.storage.search(query)
+        except SearchTimeout:
+            raise TooCostly("The search ran past the server's deadline (FHIR_SEARCH_TIMEOUT); "
+                            "narrow it with more selective criteria") from None
 
     async def condition_query(self, resource_type: str, criteria: list[tuple[str, str]],
                               limit: int = 2) -> Query:

@@ -87,7 +87,7 @@ class Terminology:
     async def by_url(self, resource_type: str, url: str) -> Resource | None:
         """The stored resource of a canonical url (``url|version`` is not yet told apart)."""
         parsed = self.searcher.parse((resource_type,), [("url", url), ("_count", "1")])
-        page = await self.searcher.storage.search(parsed.query)
+        page = await self.searcher.run(parsed.query)
         return orjson.loads(page.matches[0].content) if page.matches else None
 
     def _is_token(self, types: tuple[str, ...], name: str) -> bool:

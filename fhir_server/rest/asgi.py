@@ -6,6 +6,7 @@ the body size limit (413) before reading more than allowed, and runs the lifespa
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -13,11 +14,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fhir_server.core.errors import FhirError, NotFound, PayloadTooLarge
+from fhir_server.core.errors import FhirError, NotFound, PayloadTooLarge, RequestTimeout
 from fhir_server.rest.memory import release_after
 from fhir_server.rest.observe import Observer
 from fhir_server.rest.ops import OPS_PATHS, OpsHandler
-from fhir_server.rest.render import outcome_response
+from fhir_server.rest.ratelimit import RateLimiter
+from fhir_server.rest.render import error_response, outcome_response
 from fhir_server.rest.request import FhirRequest, FhirResponse
 from fhir_server.rest.router import Router
 
@@ -26,6 +28,8 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Hook = Callable[[], Awaitable[None]]
 log = logging.getLogger("fhir_server")
+# JSON answers load nothing and may not be framed; a page that needs more sets its own.
+DEFAULT_POLICY = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 
 
 class FhirAsgiApp:
@@ -34,10 +38,13 @@ class FhirAsgiApp:
     def __init__(self, router: Router, base_path: str, max_body_bytes: int,
                  startup: Hook | None = None, shutdown: Hook | None = None,
                  observer: Observer | None = None,
-                 ops: dict[str, OpsHandler] | None = None) -> None:
+                 ops: dict[str, OpsHandler] | None = None, read_timeout: float = 30.0,
+                 limiter: RateLimiter | None = None) -> None:
         self.router = router
         self.base_path = "/" + base_path.strip("/") if base_path.strip("/") else ""
         self.max_body_bytes = max_body_bytes
+        self.read_timeout = read_timeout
+        self.limiter = limiter  # per-client requests per second, on FHIR paths
         self.startup, self.shutdown = startup, shutdown
         self.observer = observer
         self.ops = ops or {}
@@ -75,9 +82,11 @@ class FhirAsgiApp:
             error = NotFound(f"No FHIR endpoint at {path}; the FHIR base is {base}")
             return outcome_response(404, error.issues), None
         try:
+            if self.limiter is not None:
+                self.limiter.check((scope.get("client") or ("?",))[0])
             body = await self._body(receive, headers) if scope["method"] != "GET" else b""
         except FhirError as error:
-            return outcome_response(error.status, error.issues), None
+            return error_response(error), None
         host = headers.get("host") or "{}:{}".format(*(scope.get("server") or ("localhost", 80)))
         request = FhirRequest(
             method=scope["method"],
@@ -97,7 +106,11 @@ class FhirAsgiApp:
             raise PayloadTooLarge(f"The body ({declared} bytes) exceeds the limit of {limit}")
         chunks, size = [], 0
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.read_timeout)
+            except TimeoutError:
+                raise RequestTimeout(f"The request body paused for more than "
+                                     f"{self.read_timeout:g} s") from None
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
@@ -139,5 +152,8 @@ def _ops_name(path: str) -> str:
 async def _send(send: Send, response: FhirResponse) -> None:
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
     headers.append((b"content-length", str(len(response.body)).encode()))
+    headers.append((b"x-content-type-options", b"nosniff"))
+    if not any(k == "content-security-policy" for k, _ in response.headers):
+        headers.append(DEFAULT_POLICY)
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": response.body})

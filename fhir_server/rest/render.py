@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 import orjson
 
+from fhir_server.core.errors import FhirError
 from fhir_server.core.summary import select_elements, summarize
 from fhir_server.core.versioning import etag, http_date
 from fhir_server.outcome import Issue, operation_outcome
@@ -25,6 +26,13 @@ def json_response(status: int, body: bytes, request: FhirRequest | None = None,
 def outcome_response(status: int, issues: list[Issue],
                      request: FhirRequest | None = None) -> FhirResponse:
     return json_response(status, orjson.dumps(operation_outcome(issues)), request)
+
+
+def error_response(error: FhirError) -> FhirResponse:
+    """The OperationOutcome of a client error, with the headers it carries (Retry-After)."""
+    response = outcome_response(error.status, error.issues)
+    response.headers += error.headers
+    return response
 
 
 def shape(content: bytes, request: FhirRequest, table: StructureTable | None = None) -> bytes:

@@ -17,7 +17,7 @@ from fhir_server.core.errors import FhirError, MethodNotAllowed
 from fhir_server.outcome import Issue
 from fhir_server.rest.context import Context
 from fhir_server.rest.negotiation import check_accept
-from fhir_server.rest.render import outcome_response
+from fhir_server.rest.render import error_response, outcome_response
 from fhir_server.rest.request import FhirRequest, FhirResponse
 
 Handler = Callable[[Context, FhirRequest, dict[str, str]], Awaitable[FhirResponse]]
@@ -95,7 +95,7 @@ class Router:
                 request.resource_type = rtype
             return await route.handler(self.context, request, args)
         except FhirError as error:
-            return outcome_response(error.status, error.issues)
+            return error_response(error)
         except Exception:
             log.exception("internal error on %s %s", request.method, request.path)
             return outcome_response(500, [Issue("exception", "Internal server error",

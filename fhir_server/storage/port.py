@@ -146,6 +146,10 @@ class DuplicateIdentifier(StorageError):
         super().__init__(f"{system}|{value} is already the identifier of {holder}")
 
 
+class SearchTimeout(StorageError):
+    """A search ran past the storage's deadline and was stopped."""
+
+
 class ConditionChanged(StorageError):
     """A commit's Condition found other matches than those it was prepared for."""
 
@@ -208,7 +212,8 @@ class Storage(Protocol):
 
     async def search(self, query: Query) -> SearchPage:
         """Run a search plan (https://hl7.org/fhir/R4/search.html): matches in order, a
-        page of ``query.count`` from ``query.cursor``, the included resources, the total."""
+        page of ``query.count`` from ``query.cursor``, the included resources, the total.
+        SearchTimeout when it runs longer than the adapter's search deadline."""
 
     async def reindex_batch(self, after_rid: int, size: int,
                             rows: ReindexRows) -> tuple[int | None, int]:

@@ -38,6 +38,7 @@ from fhir_server.storage.port import (
     Reference,
     ReindexRows,
     SearchPage,
+    SearchTimeout,
     StorageError,
     StorageStats,
     StoredVersion,
@@ -52,6 +53,7 @@ from fhir_server.storage.sqlite_unique import check_unique
 T = TypeVar("T")
 log = logging.getLogger("fhir_server")
 Job = tuple[Callable[[sqlite3.Connection], Any], "Future[Any]"]
+PROGRESS_STEPS = 4_000  # SQLite VM steps between checks of a search's deadline
 MAX_GROUP = 256  # commits merged into one SQLite transaction at most
 ANALYZE_EVERY = 20_000  # commits between statistics refreshes
 INSERT_ROWS = {table: f"INSERT OR IGNORE INTO idx_{table} (pid, {', '.join(columns)}, rid)"
@@ -122,8 +124,9 @@ class SqliteStorage:
     """The embedded default store; see the module docstring."""
 
     def __init__(self, url: str, durability: str = "normal", readers: int = 4,
-                 clock: Callable[[], int] | None = None) -> None:
+                 clock: Callable[[], int] | None = None, search_timeout: float = 30.0) -> None:
         self.path = path_from_url(url)
+        self.search_timeout = search_timeout
         self.synchronous = "FULL" if durability == "full" else "NORMAL"
         self.clock = clock or (lambda: time.time_ns() // 1_000_000)
         self._local = threading.local()
@@ -142,6 +145,12 @@ class SqliteStorage:
     # -- connections -------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
+        if not os.path.exists(self.path):  # health data: readable by the server's user only
+            try:
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            except OSError as error:
+                raise StorageError(f"cannot create the database {self.path}: "
+                                   f"{error.strerror}") from None
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                cached_statements=512)
         conn.execute("PRAGMA busy_timeout=10000")  # first: other workers may be migrating
@@ -254,8 +263,20 @@ class SqliteStorage:
         return HistoryPage(entries, total, next_seq)
 
     async def search(self, query: Query) -> SearchPage:
-        return await self._in_pool(
-            lambda conn: SearchRunner(conn, lambda key: self._pid(conn, key, False)).run(query))
+        return await self._in_pool(lambda conn: self._search(conn, query))
+
+    def _search(self, conn: sqlite3.Connection, query: Query) -> SearchPage:
+        """One search, interrupted by SQLite's progress handler past the deadline."""
+        deadline = time.monotonic() + self.search_timeout
+        conn.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
+        try:
+            return SearchRunner(conn, lambda key: self._pid(conn, key, False)).run(query)
+        except sqlite3.OperationalError as error:
+            if time.monotonic() > deadline:
+                raise SearchTimeout(f"search stopped after {self.search_timeout:g} s") from None
+            raise StorageError(f"sqlite: {error}") from error
+        finally:
+            conn.set_progress_handler(None, 0)
 
     def use_indexer(self, rows: ReindexRows) -> None:
         self.index_of = rows

@@ -28,7 +28,7 @@ from fhir_server.core.transaction import (
 from fhir_server.core.versioning import etag, format_instant
 from fhir_server.rest.context import Context
 from fhir_server.rest.negotiation import check_content_type, prefer
-from fhir_server.rest.render import bundle_bytes, json_response, outcome_response
+from fhir_server.rest.render import bundle_bytes, error_response, json_response
 from fhir_server.rest.request import FhirRequest, FhirResponse
 
 
@@ -119,7 +119,7 @@ async def _batch(ctx: Context, request: FhirRequest, raw_entries: list) -> FhirR
         try:
             entry = parse_entry(raw, index, request.base_url)
         except FhirError as error:
-            out.append(_from_response(outcome_response(error.status, error.issues)))
+            out.append(_from_response(error_response(error)))
             continue
         response = await ctx.dispatch(_entry_request(entry, request))
         out.append(_from_response(response))

@@ -27,6 +27,10 @@ BUNDLED = {  # file -> content type, from swagger-ui-bundle
 OURS = {"swagger-init.js": "application/javascript; charset=utf-8"}
 CACHE = ("cache-control", "public, max-age=86400")
 
+# The page's own assets only; Swagger UI sets inline styles and data: images.
+PAGE_POLICY = ("content-security-policy", "default-src 'self'; style-src 'self' "
+               "'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'")
+
 
 def _web(name: str) -> bytes:
     return package_files.files("fhir_server.web").joinpath(name).read_bytes()
@@ -47,7 +51,8 @@ async def swagger_ui(ctx: Context, request: FhirRequest, args: dict[str, str]) -
         page = _web("swagger-ui.html").decode().format(
             assets=html.escape(f"{request.base_url}/swagger-ui"),
             api_docs=html.escape(f"{request.base_url}/api-docs"))
-        return FhirResponse(200, page.encode(), [("content-type", "text/html; charset=utf-8")])
+        return FhirResponse(200, page.encode(), [("content-type", "text/html; charset=utf-8"),
+                                                 PAGE_POLICY])
     kind = BUNDLED.get(name) or OURS.get(name)
     if kind is None:
         raise NotFound(f"No file {name} in the API description page", f"swagger-ui/{name}")
