@@ -14,6 +14,7 @@ import orjson
 
 from fhir_server.config import Settings
 from fhir_server.core.conditional import Resolution, attempts
+from fhir_server.core.erasure import erasure_record
 from fhir_server.core.errors import (
     Conflict,
     FhirError,
@@ -42,6 +43,7 @@ from fhir_server.storage.port import (
     CommitOptions,
     Condition,
     DuplicateIdentifier,
+    ExpungeTooLarge,
     HistoryPage,
     HistoryQuery,
     IntegrityError,
@@ -379,6 +381,26 @@ class FhirService:
             return await self.commit([self.prepare_delete(resource_type, i) for i in ids],
                                      conditions=found.held)
         return await attempts(self, attempt)
+
+    async def expunge(self, resource_type: str, id: str, cascade: bool = False,
+                      limit: int = 1000) -> list[tuple[str, str]]:
+        """Erase a resource and all its versions (and, with ``cascade``, what references
+        it), recorded by an AuditEvent in the same transaction; see docs/api/expunge.md."""
+        self.check_type(resource_type)
+
+        def record(erased: list[tuple[str, str]]) -> list[Write]:
+            return [self.prepare_create("AuditEvent", erasure_record(erased)).write]
+
+        try:
+            erased = await self.storage.expunge(resource_type, id, cascade, limit, record)
+        except IntegrityError as error:
+            raise _integrity_error(error, lambda t, i: f"{t}/{i}") from None
+        except ExpungeTooLarge as error:
+            raise Conflict(f"Erasing {resource_type}/{id} with what references it would erase "
+                           f"more than {error.limit} resources", f"{resource_type}/{id}") from None
+        if not erased:
+            raise NotFound(f"{resource_type}/{id} is not known", f"{resource_type}/{id}")
+        return erased
 
     async def delete(self, resource_type: str, id: str,
                      if_match: int | None = None) -> StoredVersion:

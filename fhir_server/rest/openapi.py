@@ -130,6 +130,13 @@ def _operation_paths(rest: dict[str, Any]) -> dict[str, dict[str, Any]]:
     if "reindex" in names:
         paths["/$reindex"] = {"post": _operation(
             "reindex", "Rebuild the search index", "operations", _answers("200", RESOURCE))}
+    if "expunge" in names:
+        paths["/{type}/{id}/$expunge"] = {"post": _operation(
+            "expunge", "Erase a resource and every version of it", "operations",
+            _answers("200", RESOURCE, "404", "409"),
+            [{"name": "type", "in": "path", "required": True, "schema": {"type": "string"}},
+             ID, {"name": "_cascade", "in": "query", "required": False,
+                  "schema": {"type": "string", "enum": ["delete"]}}])}
     return paths
 
 

@@ -16,6 +16,7 @@ from fhir_server.rest.interactions.update import update
 from fhir_server.rest.interactions.vread import vread
 from fhir_server.rest.operations.api_docs import api_docs, swagger_ui
 from fhir_server.rest.operations.everything import everything
+from fhir_server.rest.operations.expunge import expunge
 from fhir_server.rest.operations.reindex import reindex
 from fhir_server.rest.operations.terminology import terminology
 from fhir_server.rest.operations.validate import validate
@@ -27,6 +28,7 @@ ROUTES: list[Route] = [
     Route("GET", "swagger-ui", ("api-docs",), swagger_ui),
     Route("GET", "swagger-ui/{asset}", ("api-docs",), swagger_ui),
     Route("POST", "$reindex", ("reindex",), reindex),
+    Route("POST", "{type}/{id}/$expunge", ("expunge",), expunge),
     Route("POST", "{type}/$validate", ("validate",), validate),
     Route("POST", "{type}/{id}/$validate", ("validate",), validate),
     *[Route(method, pattern, ("everything",), everything) for method in ("GET", "POST")

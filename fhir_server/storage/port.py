@@ -158,6 +158,14 @@ class ConditionChanged(StorageError):
         super().__init__(f"the condition now matches {len(found)} resource(s)")
 
 
+class ExpungeTooLarge(StorageError):
+    """A cascading expunge would erase more resources than its limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"the cascade reaches more than {limit} resources")
+
+
 class IntegrityError(StorageError):
     """Dangling references, or deletes of resources that others still reference."""
 
@@ -170,6 +178,7 @@ class IntegrityError(StorageError):
 
 ReindexRows = Callable[[bytes], IndexRows]
 GroupObserver = Callable[[int], None]
+Recorder = Callable[[list[tuple[str, str]]], Sequence[Write]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +215,17 @@ class Storage(Protocol):
         VersionConflict, AlreadyExists, DuplicateIdentifier or IntegrityError; then nothing
         of the commit is applied.
         """
+
+    async def expunge(self, resource_type: str, id: str, cascade: bool = False,
+                      limit: int = 1000, record: Recorder | None = None,
+                      ) -> list[tuple[str, str]]:
+        """Erase a resource: every version, index row and reference of it, and with
+        ``cascade`` every current resource that references it (transitively, at most
+        ``limit``); then apply the writes ``record`` makes of what was erased (the audit
+        of the erasure) in the same transaction. Return what was erased ([] when nothing
+        is stored under that id). IntegrityError (``referenced``) when current resources
+        reference it and ``cascade`` is off; ExpungeTooLarge beyond ``limit``; nothing is
+        erased then."""
 
     async def history(self, query: HistoryQuery) -> HistoryPage:
         """Versions newest first (https://hl7.org/fhir/R4/http.html#history)."""

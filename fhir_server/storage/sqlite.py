@@ -30,11 +30,13 @@ from fhir_server.storage.port import (
     CommitOptions,
     Condition,
     ConditionChanged,
+    ExpungeTooLarge,
     GroupObserver,
     HistoryEntry,
     HistoryPage,
     HistoryQuery,
     IntegrityError,
+    Recorder,
     Reference,
     ReindexRows,
     SearchPage,
@@ -61,6 +63,13 @@ INSERT_ROWS = {table: f"INSERT OR IGNORE INTO idx_{table} (pid, {', '.join(colum
 DELETE_ROWS = {table: f"DELETE FROM idx_{table} WHERE pid = ? AND "
                + " AND ".join(f"{c} = ?" for c in columns) + " AND rid = ?"
                for table, columns in TABLES.items()}
+# The highest seq and rid in use, or ever used before an erasure (never given out again).
+LAST_NUMBERS = ("SELECT max(coalesce((SELECT max(seq) FROM history), 0), coalesce((SELECT "
+                "CAST(value AS INTEGER) FROM settings WHERE key = 'seq-floor'), 0)), "
+                "max(coalesce((SELECT max(rid) FROM resources), 0), coalesce((SELECT "
+                "CAST(value AS INTEGER) FROM settings WHERE key = 'rid-floor'), 0))")
+REFERRERS = ("SELECT f.src_type, f.src_id FROM refs f JOIN resources r ON r.type = f.src_type "
+             "AND r.id = f.src_id AND r.deleted = 0 WHERE f.dst_type = ? AND f.dst_id = ?")
 VERSION_COLUMNS = "h.type, h.id, h.version, h.last_updated, h.content IS NULL, h.content"
 
 
@@ -338,6 +347,50 @@ class SqliteStorage:
         self._queue.put((lambda conn: self._apply(conn, writes, options, conditions), future))
         return await asyncio.wrap_future(future)
 
+    async def expunge(self, resource_type: str, id: str, cascade: bool = False,
+                      limit: int = 1000, record: Recorder | None = None,
+                      ) -> list[tuple[str, str]]:
+        if self._writer is None:
+            raise StorageError("storage is not open")
+        future: Future[list[tuple[str, str]]] = Future()
+        self._queue.put((lambda conn: self._expunge(conn, (resource_type, id), cascade, limit,
+                                                    record), future))
+        return await asyncio.wrap_future(future)
+
+    def _expunge(self, conn: sqlite3.Connection, target: tuple[str, str], cascade: bool,
+                 limit: int, record: Recorder | None) -> list[tuple[str, str]]:
+        if conn.execute("SELECT 1 FROM history WHERE type = ? AND id = ? LIMIT 1",
+                        target).fetchone() is None:
+            return []
+        erased, frontier = [target], [target]
+        while frontier:  # the current resources that reference what is erased, in turn
+            found = [r for key in frontier for r in conn.execute(REFERRERS, key).fetchall()
+                     if r not in erased]
+            if found and not cascade:
+                raise IntegrityError(referenced=[(*target, [f"{t}/{i}" for t, i in found])])
+            frontier = list(dict.fromkeys(found))
+            erased += frontier
+            if len(erased) > limit:
+                raise ExpungeTooLarge(limit)
+        batch = RowBatch()
+        for key in erased:
+            row = conn.execute("SELECT r.rid, r.deleted, h.content FROM resources r JOIN "
+                               "history h ON h.seq = r.seq WHERE r.type = ? AND r.id = ?",
+                               key).fetchone()
+            if row is not None and not row[1] and self.index_of is not None:
+                self._add_rows(conn, batch.deletes, row[0], self.index_of(row[2]))
+        batch.flush(conn)  # only the index rows of the current versions: the deletes
+        seq, rid = conn.execute(LAST_NUMBERS).fetchone()  # not to be reused: cursors, rows
+        conn.executemany("INSERT OR REPLACE INTO settings VALUES (?, ?)",
+                         [("seq-floor", seq), ("rid-floor", rid)])
+        for key in erased:
+            conn.execute("DELETE FROM refs WHERE src_type = ? AND src_id = ?", key)
+            conn.execute("DELETE FROM resources WHERE type = ? AND id = ?", key)
+            conn.execute("DELETE FROM history WHERE type = ? AND id = ?", key)
+        if record is not None:
+            self._apply(conn, record(erased), DEFAULT_OPTIONS, ())
+        return erased
+
     def _write_loop(self, conn: sqlite3.Connection) -> None:
         while True:
             group = self._next_group()
@@ -420,8 +473,7 @@ class SqliteStorage:
                 raise ConditionChanged(condition, found)
         now = self._now()
         current = self._current(conn, writes)
-        batch = RowBatch(*conn.execute("SELECT coalesce(max(seq), 0), (SELECT coalesce("
-                                       "max(rid), 0) FROM resources) FROM history").fetchone())
+        batch = RowBatch(*conn.execute(LAST_NUMBERS).fetchone())
         results = [self._apply_one(conn, write, now, batch,
                                    current.get((write.resource_type, write.id)))
                    for write in writes]

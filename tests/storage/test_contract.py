@@ -20,6 +20,7 @@ from fhir_server.storage.port import (
     Condition,
     ConditionChanged,
     DuplicateIdentifier,
+    ExpungeTooLarge,
     HistoryQuery,
     IntegrityError,
     Reference,
@@ -250,6 +251,35 @@ def test_conditions_are_searched_inside_the_commit(store):
 
     results = store.runner.run(racing())
     assert sorted(type(r).__name__ for r in results) == ["ConditionChanged"] * 19 + ["list"]
+
+
+def test_expunge_erases_every_version_and_cascades_on_request(store):
+    store.storage.use_indexer(lambda content: {})
+    store.commit([_identified("a", "X1")])
+    store.commit([_identified("a", "X1")])
+    store.commit([put("Observation", "o",
+                      refs=(Reference("Patient", "a", "Observation.subject"),))])
+    with pytest.raises(IntegrityError) as refused:
+        store.expunge("Patient", "a")
+    assert refused.value.referenced[0][2] == ["Observation/o"]
+    recorded: list = []
+
+    def record(erased: list) -> list:
+        recorded.append(erased)
+        return [put("AuditEvent", "audit")]
+
+    erased = store.expunge("Patient", "a", cascade=True, record=record)
+    assert erased == recorded[0] == [("Patient", "a"), ("Observation", "o")]
+    assert store.read("Patient", "a") is None and store.vread("Patient", "a", 1) is None
+    assert store.history(HistoryQuery("Patient", "a")).total == 0
+    assert store.read("AuditEvent", "audit") is not None
+    assert store.expunge("Patient", "a") == []
+    store.commit([_identified("b", "X1")])  # its unique identifier is free again
+    store.commit([put("Patient", "c"), put("Observation", "d", refs=(
+        Reference("Patient", "c", "Observation.subject"),))])
+    with pytest.raises(ExpungeTooLarge):
+        store.expunge("Patient", "c", cascade=True, limit=1)
+    assert store.read("Observation", "d") is not None
 
 
 def test_every_resource_of_a_type_among_others(store):

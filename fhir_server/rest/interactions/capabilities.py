@@ -23,6 +23,13 @@ def _search_params(ctx: Context, rtype: str) -> list[dict[str, str]]:
             for p in ctx.service.search_registry.params(rtype) if p.code not in UNSUPPORTED]
 
 
+def _switched_operations(ctx: Context, base_url: str) -> list[dict[str, str]]:
+    """The operations configuration turns on: $reindex (on by default), $expunge (off)."""
+    switched = (("reindex", ctx.settings.admin_operations), ("expunge", ctx.settings.expunge))
+    return [{"name": name, "definition": f"{base_url}/OperationDefinition/{name}"}
+            for name, on in switched if on]
+
+
 def capability_statement(ctx: Context, base_url: str) -> dict[str, object]:
     codes = {code for route in ctx.router.routes for code in route.interactions} \
         if ctx.router else set()
@@ -66,8 +73,7 @@ def capability_statement(ctx: Context, base_url: str) -> dict[str, object]:
                 ("_id", "token"), ("_lastUpdated", "date"), ("_tag", "token"),
                 ("_profile", "uri"), ("_security", "token"), ("_source", "uri"),
                 ("_type", "token"))],
-            "operation": [{"name": "reindex",
-                           "definition": f"{base_url}/OperationDefinition/reindex"},
+            "operation": [*_switched_operations(ctx, base_url),
                           {"name": "validate", "definition":
                            "http://hl7.org/fhir/OperationDefinition/Resource-validate"}],
             "compartment": [f"http://hl7.org/fhir/CompartmentDefinition/{c.lower()}"
