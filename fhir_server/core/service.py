@@ -20,6 +20,7 @@ from fhir_server.core.errors import (
     FhirError,
     Gone,
     NotFound,
+    PayloadTooLarge,
     PreconditionFailed,
     Unprocessable,
 )
@@ -326,6 +327,9 @@ class FhirService:
         patched = patch(orjson.loads(current.content))
         if not isinstance(patched, dict) or patched.get("resourceType") != resource_type:
             raise FhirError("The patch must not change the resourceType", "resourceType")
+        if len(orjson.dumps(patched)) > self.settings.max_body_bytes:
+            raise PayloadTooLarge(f"The patched resource would exceed "
+                                  f"{self.settings.max_body_bytes} bytes", resource_type)
         return self.prepare_update(resource_type, id, patched, current.version, prefix)
 
     async def patch(self, resource_type: str, id: str, patch: Patcher,

@@ -169,6 +169,21 @@ def test_a_json_patch_may_not_grow_past_the_body_limit(tmp_path):
         assert small.get("/Patient/a").json()["meta"]["versionId"] == "1"
 
 
+def test_no_patch_may_grow_a_resource_past_the_body_limit(tmp_path):
+    settings = Settings(storage=f"sqlite:///{tmp_path / 'x.db'}", max_body_bytes=3000)
+    with Client(build_app(settings)) as small:
+        small.put("/Patient/a", json={"resourceType": "Patient", "id": "a",
+                                      "name": [{"text": "x" * 1500}]})
+        add = {"resourceType": "Parameters", "parameter": [{"name": "operation", "part": [
+            {"name": "type", "valueCode": "add"}, {"name": "path", "valueString": "Patient"},
+            {"name": "name", "valueString": "name"},
+            {"name": "value", "valueHumanName": {"text": "y" * 1500}}]}]}
+        assert small.patch("/Patient/a", json=add).status_code == 413
+        merge = {"name": [{"text": "x" * 1400}, {"text": "z" * 1400}]}  # a merge patch
+        assert small.patch("/Patient/a", json=merge).status_code == 413
+        assert small.get("/Patient/a").json()["meta"]["versionId"] == "1"
+
+
 def test_extreme_valid_instants_are_stored_and_found(client):
     for instant in ("9999-12-31T23:59:59.999999999+14:00", "0001-01-01T00:00:00+14:00",
                     "0001-01-01T00:00:00-12:00"):
