@@ -16,7 +16,7 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
 from fhir_server import __version__
-from fhir_server.config import Settings
+from fhir_server.config import Settings, SettingsError
 from fhir_server.core.errors import FhirError
 from fhir_server.core.jsonio import dumps, parse_json
 from fhir_server.loader import load_paths, reindex_storage
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args)  # type: ignore[no-any-return]
-    except PackageError as error:
+    except (PackageError, SettingsError) as error:
         return _cannot_start(str(error))
 
 

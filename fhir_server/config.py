@@ -70,11 +70,24 @@ class Settings:
         environ = dict(os.environ) if environ is None else environ
         values: dict[str, Any] = {}
         for field in fields(cls):
-            raw = environ.get("FHIR_" + field.name.upper())
+            name = "FHIR_" + field.name.upper()
+            raw = environ.get(name)
             if raw is not None:
-                values[field.name] = _convert(raw, type(getattr(cls(), field.name)))
+                kind = type(getattr(cls(), field.name))
+                try:
+                    values[field.name] = _convert(raw, kind)
+                except ValueError:
+                    raise SettingsError(f"{name} must be {KINDS.get(kind, kind.__name__)}, "
+                                        f"not {raw!r}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls(), **values)
+
+
+class SettingsError(ValueError):
+    """A ``FHIR_*`` variable whose value does not fit its setting."""
+
+
+KINDS = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
 
 
 def _convert(raw: str, kind: type) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import sqlite3
 import subprocess
 import sys
@@ -76,3 +77,12 @@ def test_a_worker_that_fails_its_start_up_reports_why(tmp_path, monkeypatch):
         asyncio.run(app.startup())  # type: ignore[union-attr]
     assert "cannot create the database" in failures(report)
     assert failures(tmp_path / "nothing-reported") == ""
+
+
+def test_a_setting_that_does_not_fit_stops_start_up_naming_it(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "fhir_server", "serve", "--port", "1",
+                           "--storage", f"sqlite:///{tmp_path / 'x.db'}"],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "FHIR_HEADER_TIMEOUT": "soon"})
+    assert done.returncode == 2
+    assert "FHIR_HEADER_TIMEOUT must be a number, not 'soon'" in done.stderr
