@@ -103,6 +103,18 @@ class RowBatch:
         insert_rows(conn, "INSERT OR IGNORE INTO refs", self.refs)
 
 
+def _clear_chunk(conn: sqlite3.Connection, size: int = 50_000) -> bool:
+    """Delete up to ``size`` index rows of each table; whether any were left to delete."""
+    deleted = 0
+    for table, columns in TABLES.items():
+        key = ", ".join(("pid", *columns, "rid"))
+        deleted += conn.execute(f"DELETE FROM idx_{table} WHERE ({key}) IN "
+                                f"(SELECT {key} FROM idx_{table} LIMIT ?)", (size,)).rowcount
+    if not deleted:
+        conn.execute("DELETE FROM token_counts")  # the triggers left zeros
+    return deleted > 0
+
+
 def _analyze(conn: sqlite3.Connection) -> None:
     """Refresh the planner's statistics from a sample (milliseconds, even at 1 M rows)."""
     conn.execute("PRAGMA analysis_limit=400")
@@ -314,16 +326,18 @@ class SqliteStorage:
 
     async def reindex_batch(self, after_rid: int, size: int,
                             rows: ReindexRows) -> tuple[int | None, int]:
-        future: Future[tuple[int | None, int]] = Future()
-        self._queue.put((lambda conn: self._reindex(conn, after_rid, size, rows), future))
+        if after_rid == 0:  # the old rows go first, a chunk per transaction: one DELETE of
+            while await self._in_writer(_clear_chunk):  # every row grew the WAL and the
+                pass  # temporary store by gigabytes at 1 M resources
+        return await self._in_writer(lambda conn: self._reindex(conn, after_rid, size, rows))
+
+    async def _in_writer(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        future: Future[T] = Future()
+        self._queue.put((job, future))
         return await asyncio.wrap_future(future)
 
     def _reindex(self, conn: sqlite3.Connection, after_rid: int, size: int,
                  rows: ReindexRows) -> tuple[int | None, int]:
-        if after_rid == 0:
-            for table in TABLES:
-                conn.execute(f"DELETE FROM idx_{table}")
-            conn.execute("DELETE FROM token_counts")  # the triggers left zeros
         batch = conn.execute(
             "SELECT r.rid, h.content FROM resources r JOIN history h ON h.seq = r.seq "
             "WHERE r.rid > ? AND r.deleted = 0 ORDER BY r.rid LIMIT ?",
@@ -343,19 +357,15 @@ class SqliteStorage:
                      conditions: Sequence[Condition] = ()) -> list[StoredVersion]:
         if self._writer is None:
             raise StorageError("storage is not open")
-        future: Future[list[StoredVersion]] = Future()
-        self._queue.put((lambda conn: self._apply(conn, writes, options, conditions), future))
-        return await asyncio.wrap_future(future)
+        return await self._in_writer(lambda conn: self._apply(conn, writes, options, conditions))
 
     async def expunge(self, resource_type: str, id: str, cascade: bool = False,
                       limit: int = 1000, record: Recorder | None = None,
                       ) -> list[tuple[str, str]]:
         if self._writer is None:
             raise StorageError("storage is not open")
-        future: Future[list[tuple[str, str]]] = Future()
-        self._queue.put((lambda conn: self._expunge(conn, (resource_type, id), cascade, limit,
-                                                    record), future))
-        return await asyncio.wrap_future(future)
+        return await self._in_writer(lambda conn: self._expunge(conn, (resource_type, id),
+                                                                cascade, limit, record))
 
     def _expunge(self, conn: sqlite3.Connection, target: tuple[str, str], cascade: bool,
                  limit: int, record: Recorder | None) -> list[tuple[str, str]]:
@@ -397,11 +407,8 @@ class SqliteStorage:
             if not group:
                 return
             self._run_group(conn, group)
-            size = len(group)
+            self._since_analyze += len(group)
             del group  # else the last group's writes and results live on while idle
-            if self._group_observer is not None:
-                self._group_observer(size)
-            self._since_analyze += size
             if self._since_analyze >= ANALYZE_EVERY:
                 self._since_analyze = 0
                 try:
@@ -449,6 +456,8 @@ class SqliteStorage:
                 conn.execute("ROLLBACK")
             failure = StorageError(f"sqlite: {fault}")
             outcomes = [(future, None, failure) for _, future in group]
+        if self._group_observer is not None:  # before the commits are answered
+            self._group_observer(len(group))
         for future, result, problem in outcomes:
             if problem is None:
                 future.set_result(result)
