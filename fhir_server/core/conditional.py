@@ -63,6 +63,7 @@ class Resolution:
         found = [m.id for m in (await self.service.searcher.run(search)).matches]
         self.held.append(Condition(search, tuple(found)))
         return found
+
     async def create_target(self, resource_type: str, query: str) -> str | None:
         """The id of the one existing match of a conditional create, or None to create."""
         found = await self._matches(resource_type, query, 2)

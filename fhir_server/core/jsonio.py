@@ -49,16 +49,9 @@ async def parse_json_off_loop(body: bytes, what: str = "body",
 
 def check_depth(value: Any, limit: int, what: str = "body") -> None:
     """400 if objects and arrays nest deeper than ``limit`` (iterative: any depth is safe)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item
-        for child in children:
-            if isinstance(child, dict | list):
-                if depth >= limit:
-                    raise FhirError(f"The request {what} nests objects and arrays deeper than "
-                                    f"{limit} levels", _path_to_depth(value, limit))
-                stack.append((child, depth + 1))
+    if _deeper_than(value, limit):
+        raise FhirError(f"The request {what} nests objects and arrays deeper than {limit} "
+                        "levels", _path_to_depth(value, limit))
 
 
 def _path_to_depth(value: Any, limit: int) -> str:
@@ -75,13 +68,18 @@ def _path_to_depth(value: Any, limit: int) -> str:
 
 
 def _deeper_than(value: Any, levels: int) -> bool:
+    """Whether objects and arrays in ``value`` (itself level 1) nest beyond ``levels``."""
+    if levels < 1:
+        return True
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if depth > levels:
-            return True
         children = item.values() if isinstance(item, dict) else item
-        stack += [(c, depth + 1) for c in children if isinstance(c, dict | list)]
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth >= levels:
+                    return True
+                stack.append((child, depth + 1))
     return False
 
 
