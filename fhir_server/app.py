@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fhir_server.bulk.runner import ExportRunner
 from fhir_server.config import Settings
 from fhir_server.core.service import FhirService
 from fhir_server.rest.asgi import FhirAsgiApp
@@ -12,6 +13,7 @@ from fhir_server.rest.ops import Operations
 from fhir_server.rest.ratelimit import RateLimiter
 from fhir_server.rest.router import Router
 from fhir_server.rest.routes import ROUTES
+from fhir_server.rest.smart import SmartEndpoints
 from fhir_server.startup import report_failure
 from fhir_server.storage.port import Storage
 from fhir_server.storage.sqlite import SqliteStorage
@@ -34,7 +36,10 @@ def build_app(settings: Settings | None = None) -> FhirAsgiApp | CorsMiddleware:
     """The ASGI app; the service opens on lifespan startup and closes on shutdown."""
     settings = settings or Settings.from_env()
     service = build_service(settings)
-    router = Router(ROUTES, Context(service, settings))
+    exports = ExportRunner(service, settings)
+    context = Context(service, settings, exports=exports)
+    router = Router(ROUTES, context)
+    smart = SmartEndpoints(context) if settings.auth == "smart" else None
     observer = Observer(service.storage, settings.metrics, settings.access_log) \
         if settings.metrics or settings.access_log else None
     ops = Operations(service, observer if settings.metrics else None)
@@ -42,6 +47,9 @@ def build_app(settings: Settings | None = None) -> FhirAsgiApp | CorsMiddleware:
     async def startup() -> None:
         try:
             await service.open()
+            if smart is not None:
+                await smart.open()
+            await exports.open()
         except Exception as error:
             report_failure(error)
             raise
@@ -49,10 +57,12 @@ def build_app(settings: Settings | None = None) -> FhirAsgiApp | CorsMiddleware:
     async def shutdown() -> None:
         if observer is not None:
             observer.close()
+        await exports.close()
         await service.close()
 
+    routes = {**ops.routes, **(smart.routes if smart is not None else {})}
     app = FhirAsgiApp(router, settings.base_path, settings.max_body_bytes,
-                      startup, shutdown, observer, ops.routes, settings.read_timeout,
+                      startup, shutdown, observer, routes, settings.read_timeout,
                       RateLimiter(settings.rate_limit) if settings.rate_limit > 0 else None)
     origins = settings.cors_origin_list
     return CorsMiddleware(app, origins) if origins else app

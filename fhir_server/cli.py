@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
+import ipaddress
 import os
 import sys
 import tempfile
@@ -16,6 +17,7 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
 from fhir_server import __version__
+from fhir_server.cli_clients import add_client_commands
 from fhir_server.config import Settings, SettingsError
 from fhir_server.core.errors import FhirError
 from fhir_server.core.jsonio import dumps, parse_json
@@ -33,7 +35,8 @@ DEMO_MARK = "Organization/lead"  # the demo alliance's first resource: loaded on
 
 def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(host=args.host, port=args.port, storage=args.storage,
-                                 workers=args.workers, durability=args.durability)
+                                 workers=args.workers, durability=args.durability,
+                                 auth=args.auth)
     if args.demo and "FHIR_REQUIRE_PROFILES" not in os.environ:
         settings = replace(settings, require_profiles="*")  # the demo enforces the profiles
     # Before the workers start: migrate, install the alliance package, load the demo.
@@ -51,6 +54,10 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.workers > 1 and settings.metrics:  # any worker answers /metrics for all
         os.environ[METRICS_DIR] = shared.name
     package = AlliancePackage.load(settings)
+    if settings.auth == "none" and not _loopback(settings.host):
+        print(f"alliance-fhir: WARNING: listening on {settings.host} with authorization off: "
+              "anyone who reaches the port reads and writes every record (use --auth smart)",
+              file=sys.stderr, flush=True)
     print(f"alliance-fhir-server {__version__}: FHIR R4 base "
           f"http://{settings.host}:{settings.port}{settings.base_path}, storage "
           f"{settings.storage}, package {package.name} {package.version}, "
@@ -64,6 +71,13 @@ def _serve(args: argparse.Namespace) -> int:
                     limit_concurrency=settings.max_connections)
         reasons = failures(report)  # a worker that could not start stops them all
     return _cannot_start(reasons) if reasons else 0
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _cannot_start(reason: str) -> int:
@@ -136,6 +150,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--durability", choices=["normal", "full"],
                        help="normal: survive kill -9; full: also power loss")
     serve.add_argument("--demo", action="store_true", help="load the demo alliance first")
+    serve.add_argument("--auth", choices=["none", "smart"],
+                       help="smart: every FHIR endpoint needs a SMART Backend Services "
+                            "token (FHIR_AUTH, default none)")
     serve.add_argument("--log-level", default="info",
                        choices=["critical", "error", "warning", "info", "debug", "trace"],
                        help="server log level (default info); request lines are logged at "
@@ -157,6 +174,7 @@ def parser() -> argparse.ArgumentParser:
     rebuild = commands.add_parser("reindex", help="rebuild the search index (as $reindex)")
     rebuild.add_argument("--storage", help="sqlite:///path.db (FHIR_STORAGE)")
     rebuild.set_defaults(run=_reindex)
+    add_client_commands(commands)
     return root
 
 

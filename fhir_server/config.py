@@ -44,6 +44,17 @@ class Settings:
     search_timeout: float = 30.0  # seconds a search may run (else 422 too-costly)
     admin_operations: bool = True  # $reindex (system administrators only once auth lands)
     expunge: bool = False  # $expunge: erase a resource and all its versions (PIPL art. 47)
+    auth: str = "none"  # "smart": every FHIR endpoint needs a SMART Backend Services token
+    token_lifetime: int = 300  # seconds an access token is valid
+    export_dir: str = ""  # $export files, a folder per job; empty: beside the SQLite file
+    export_file_bytes: int = 256 * 1024 * 1024  # an output file is closed beyond this size
+    export_expiry: int = 24 * 3600  # seconds a finished export and its files are kept
+    export_max_jobs: int = 4  # exports running at once; beyond: 429
+
+    def __post_init__(self) -> None:
+        if self.auth not in AUTH_MODES:
+            raise SettingsError(f"FHIR_AUTH must be one of {', '.join(AUTH_MODES)}, "
+                                f"not {self.auth!r}")
 
     @property
     def required_profile_types(self) -> list[str]:
@@ -57,6 +68,14 @@ class Settings:
     @property
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def export_folder(self) -> str:
+        if self.export_dir:
+            return self.export_dir
+        if self.storage.startswith("sqlite:///"):
+            return self.storage[len("sqlite:///"):] + "-exports"
+        return "./alliance-fhir-exports"
 
     @property
     def zone(self) -> dt.timezone:
@@ -81,6 +100,9 @@ class Settings:
                                         f"not {raw!r}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls(), **values)
+
+
+AUTH_MODES = ("none", "smart")
 
 
 class SettingsError(ValueError):

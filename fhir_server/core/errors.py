@@ -105,3 +105,17 @@ class TooManyRequests(FhirError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.headers = (("retry-after", str(retry_after)),)
+
+
+class Unauthorized(FhirError):
+    """No valid access token (RFC 6750 §3: the challenge names why)."""
+
+    status = 401
+    code = "login"
+
+    def __init__(self, message: str, error: str | None = "invalid_token") -> None:
+        super().__init__(message)
+        challenge = 'Bearer realm="alliance-fhir"'
+        if error:
+            challenge += f', error="{error}", error_description="{message}"'
+        self.headers = (("www-authenticate", challenge),)

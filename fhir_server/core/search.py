@@ -88,15 +88,17 @@ class Searcher:
             raise FhirError("A conditional request needs search criteria", resource_type)
         return parsed.query
 
-    def compartment(self, compartment: str, id: str | None, resource_type: str) -> Node:
-        """Resources of ``resource_type`` in the compartment of ``compartment``/``id`` (in
-        any compartment of that kind when ``id`` is None)."""
+    def compartment(self, compartment: str, id: str | tuple[str, ...] | None,
+                    resource_type: str) -> Node:
+        """Resources of ``resource_type`` in the compartment of ``compartment``/``id`` (of
+        any of several ids; in any compartment of that kind when ``id`` is None)."""
         codes = self.registry.compartments.get(compartment, {}).get(resource_type)
         if not codes:
             raise FhirError(f"{resource_type} is not in the {compartment} compartment",
                             f"{compartment}/{id}/{resource_type}")
         owner = (Cmp("target_type", "=", compartment),
-                 *((Cmp("target_id", "=", id),) if id is not None else ()))
+                 *((Cmp("target_id", "=", id),) if isinstance(id, str) else
+                   (Cmp("target_id", "in", id),) if id is not None else ()))
         matches = tuple(IndexMatch("reference", p.key, (owner,)) for code in codes
                         if (p := self.registry.get(resource_type, code)) is not None)
         return AnyOf(matches)

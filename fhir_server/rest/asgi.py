@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 from fhir_server.core.errors import FhirError, NotFound, PayloadTooLarge, RequestTimeout
 from fhir_server.rest.memory import release_after
 from fhir_server.rest.observe import Observer
-from fhir_server.rest.ops import OPS_PATHS, OpsHandler
+from fhir_server.rest.ops import OpsHandler
 from fhir_server.rest.ratelimit import RateLimiter
 from fhir_server.rest.render import error_response, outcome_response
 from fhir_server.rest.request import FhirRequest, FhirResponse
@@ -29,6 +29,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Hook = Callable[[], Awaitable[None]]
 log = logging.getLogger("fhir_server")
 # JSON answers load nothing and may not be framed; a page that needs more sets its own.
+FILE_CHUNK = 1 << 20
 DEFAULT_POLICY = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 
 
@@ -38,7 +39,7 @@ class FhirAsgiApp:
     def __init__(self, router: Router, base_path: str, max_body_bytes: int,
                  startup: Hook | None = None, shutdown: Hook | None = None,
                  observer: Observer | None = None,
-                 ops: dict[str, OpsHandler] | None = None, read_timeout: float = 30.0,
+                 ops: dict[tuple[str, str], OpsHandler] | None = None, read_timeout: float = 30.0,
                  limiter: RateLimiter | None = None) -> None:
         self.router = router
         self.base_path = "/" + base_path.strip("/") if base_path.strip("/") else ""
@@ -64,7 +65,7 @@ class FhirAsgiApp:
                 await release_after(len(request.body))
             if self.observer is not None:
                 interaction = (request.interaction or "unknown") if request \
-                    else _ops_name(scope["path"])
+                    else self._ops_name(scope["path"])
                 self.observer.request(request_id, scope["method"], interaction,
                                       request.resource_type if request else "",
                                       response.status, time.perf_counter() - started)
@@ -75,28 +76,32 @@ class FhirAsgiApp:
                       ) -> tuple[FhirResponse, FhirRequest | None]:
         path: str = scope["path"]
         base = self.base_path
-        if base and path != base and not path.startswith(base + "/"):
-            ops = self.ops.get(path)
-            if ops is not None and scope["method"] in ("GET", "HEAD"):
-                return await ops(), None
+        outside = bool(base) and path != base and not path.startswith(base + "/")
+        method = "GET" if outside and scope["method"] == "HEAD" else scope["method"]
+        ops = self.ops.get((method, path)) if outside else None
+        if outside and ops is None:
             error = NotFound(f"No FHIR endpoint at {path}; the FHIR base is {base}")
             return outcome_response(404, error.issues), None
+        address = str((scope.get("client") or ("?",))[0])
         try:
-            if self.limiter is not None:
-                self.limiter.check((scope.get("client") or ("?",))[0])
-            body = await self._body(receive, headers) if scope["method"] != "GET" else b""
+            if self.limiter is not None and (ops is None or method == "POST"):
+                self.limiter.check(address)  # FHIR requests and token requests
+            body = await self._body(receive, headers) if method != "GET" else b""
         except FhirError as error:
             return error_response(error), None
         host = headers.get("host") or "{}:{}".format(*(scope.get("server") or ("localhost", 80)))
         request = FhirRequest(
-            method=scope["method"],
-            path=path[len(base):].strip("/"),
+            method=method,
+            path=path[len(base):].strip("/") if ops is None else path,
             query=parse_qsl(scope["query_string"].decode("utf-8", "replace"),
                             keep_blank_values=True),
             headers=headers,
             body=body,
             base_url=f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}{base}",
+            client=address,
         )
+        if ops is not None:
+            return await ops(request), None
         return await self.router.dispatch(request), request
 
     async def _body(self, receive: Receive, headers: dict[str, str]) -> bytes:
@@ -118,6 +123,11 @@ class FhirAsgiApp:
             chunks.append(chunk)
             if not message.get("more_body"):
                 return b"".join(chunks)
+
+    def _ops_name(self, path: str) -> str:
+        """The name of a request outside the FHIR routes (``health``, ``metrics``, ``auth``)."""
+        known = any(path == p for _, p in self.ops)
+        return path.strip("/").split("/", 1)[0].lstrip(".") if known else "unknown"
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -144,16 +154,24 @@ def _request_id(given: str | None) -> str:
     return os.urandom(12).hex()
 
 
-def _ops_name(path: str) -> str:
-    """The interaction name of a request outside the FHIR routes (``health``, ``metrics``)."""
-    return path.strip("/").split("/", 1)[0] if path in OPS_PATHS else "unknown"
-
-
 async def _send(send: Send, response: FhirResponse) -> None:
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
-    headers.append((b"content-length", str(len(response.body)).encode()))
+    size = response.file.stat().st_size if response.file is not None else len(response.body)
+    headers.append((b"content-length", str(size).encode()))
     headers.append((b"x-content-type-options", b"nosniff"))
     if not any(k == "content-security-policy" for k, _ in response.headers):
         headers.append(DEFAULT_POLICY)
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    await send({"type": "http.response.body", "body": response.body})
+    if response.file is None:
+        await send({"type": "http.response.body", "body": response.body})
+        return
+    with open(response.file, "rb") as file:  # streamed: files are as large as exports
+        left = size
+        while left > 0:
+            chunk = await asyncio.to_thread(file.read, min(FILE_CHUNK, left))
+            if not chunk:
+                break
+            left -= len(chunk)
+            await send({"type": "http.response.body", "body": chunk, "more_body": left > 0})
+    if left > 0:  # the file shrank while it was sent: end the body all the same
+        await send({"type": "http.response.body", "body": b""})

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from fhir_server.auth.guard import Guard
+from fhir_server.bulk.runner import ExportRunner
 from fhir_server.config import Settings
 from fhir_server.core.service import FhirService
 from fhir_server.rest.request import FhirRequest, FhirResponse
@@ -22,6 +24,8 @@ class Context:
     settings: Settings
     router: Router | None = field(default=None)
     cache: dict[object, bytes] = field(default_factory=dict)  # documents built once
+    guard: Guard | None = None  # auth on: checks every request's token and scopes
+    exports: ExportRunner | None = None  # runs $export jobs (set when the app is built)
 
     def cached(self, key: object, build: Callable[[], bytes]) -> bytes:
         """A document built once (per key: base URL, search registry generation…); at most
@@ -32,6 +36,16 @@ class Context:
                 self.cache.clear()
             body = self.cache[key] = build()
         return body
+
+    def authorize(self, request: FhirRequest) -> None:
+        """Check a request's token and scopes against the route it matches (a no-op with
+        auth off); Unauthorized or Forbidden when they do not allow it."""
+        if self.guard is None or self.router is None:
+            return
+        found = self.router.match(request.method, request.path)
+        if found is not None:
+            request.interaction = found[0].interactions[0]
+            self.guard.check(request, found[1])
 
     async def dispatch(self, request: FhirRequest) -> FhirResponse:
         """Re-enter the router (batch and transaction entries)."""

@@ -9,12 +9,12 @@ import orjson
 
 from fhir_server.core.service import FhirService
 from fhir_server.rest.observe import Observer
-from fhir_server.rest.request import FhirResponse
+from fhir_server.rest.request import FhirRequest, FhirResponse
 from fhir_server.storage.port import StorageError
 
 JSON = ("content-type", "application/json")
 PROMETHEUS = ("content-type", "text/plain; version=0.0.4; charset=utf-8")
-OpsHandler = Callable[[], Awaitable[FhirResponse]]
+OpsHandler = Callable[[FhirRequest], Awaitable[FhirResponse]]  # outside the FHIR base
 OPS_PATHS = ("/health/live", "/health/ready", "/metrics")
 
 
@@ -27,16 +27,17 @@ class Operations:
 
     def __init__(self, service: FhirService, observer: Observer | None) -> None:
         self.service, self.observer = service, observer
-        self.routes: dict[str, OpsHandler] = dict(zip(
-            OPS_PATHS, (self.live, self.ready, self.metrics), strict=True))
+        self.routes: dict[tuple[str, str], OpsHandler] = dict(zip(
+            (("GET", path) for path in OPS_PATHS), (self.live, self.ready, self.metrics),
+            strict=True))
         if observer is None:  # metrics switched off
-            del self.routes["/metrics"]
+            del self.routes[("GET", "/metrics")]
 
-    async def live(self) -> FhirResponse:
+    async def live(self, request: FhirRequest) -> FhirResponse:
         """The process answers."""
         return _json(200, {"status": "live"})
 
-    async def ready(self) -> FhirResponse:
+    async def ready(self, request: FhirRequest) -> FhirResponse:
         """Storage answers a query and the alliance package is installed."""
         package = f"{self.service.package.name} {self.service.package.version}"
         if not self.service.ready:
@@ -49,6 +50,6 @@ class Operations:
                                "package": package})
         return _json(200, {"status": "ready", "storage": "ok", "package": package})
 
-    async def metrics(self) -> FhirResponse:
+    async def metrics(self, request: FhirRequest) -> FhirResponse:
         assert self.observer is not None
         return FhirResponse(200, self.observer.metrics(), [PROMETHEUS])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(slots=True)
@@ -17,6 +18,8 @@ class FhirRequest:
     base_url: str = "http://localhost:8080/fhir"
     interaction: str = ""  # set by the router: the FHIR code of the route that answers
     resource_type: str = ""  # set by the router: the type named in the path, if served
+    grant: object = None  # set by the auth guard: what the access token allows
+    client: str = ""  # the network address of the client
 
     def param(self, name: str) -> str | None:
         """The last value of a query parameter, or None."""
@@ -34,3 +37,4 @@ class FhirResponse:
     status: int
     body: bytes = b""
     headers: list[tuple[str, str]] = field(default_factory=list)
+    file: Path | None = None  # streamed instead of ``body`` (export files)

@@ -90,6 +90,8 @@ class Router:
                 raise self._no_route(request)
             route, args = found
             request.interaction = route.interactions[0]
+            if self.context.guard is not None:
+                self.context.guard.check(request, args)
             rtype = args.get("type", "")
             if self.context.service.registry.is_supported(rtype):
                 request.resource_type = rtype

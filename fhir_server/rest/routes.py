@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fhir_server.rest.interactions.capabilities import capabilities
+from fhir_server.rest.interactions.capabilities import capabilities, smart_configuration
 from fhir_server.rest.interactions.create import create
 from fhir_server.rest.interactions.delete import delete
 from fhir_server.rest.interactions.history import history
@@ -16,6 +16,7 @@ from fhir_server.rest.interactions.update import update
 from fhir_server.rest.interactions.vread import vread
 from fhir_server.rest.operations.api_docs import api_docs, swagger_ui
 from fhir_server.rest.operations.everything import everything
+from fhir_server.rest.operations.export import export_file, export_kickoff, export_status
 from fhir_server.rest.operations.expunge import expunge
 from fhir_server.rest.operations.reindex import reindex
 from fhir_server.rest.operations.terminology import terminology
@@ -24,10 +25,17 @@ from fhir_server.rest.router import Route
 
 ROUTES: list[Route] = [
     Route("GET", "metadata", ("capabilities",), capabilities),
+    Route("GET", ".well-known/smart-configuration", ("smart-configuration",),
+          smart_configuration),
     Route("GET", "api-docs", ("api-docs",), api_docs),
     Route("GET", "swagger-ui", ("api-docs",), swagger_ui),
     Route("GET", "swagger-ui/{asset}", ("api-docs",), swagger_ui),
     Route("POST", "$reindex", ("reindex",), reindex),
+    *[Route(method, pattern, ("export",), export_kickoff) for method in ("GET", "POST")
+      for pattern in ("$export", "Patient/$export", "Group/{id}/$export")],
+    Route("GET", "$export-status/{job}", ("export-status",), export_status),
+    Route("DELETE", "$export-status/{job}", ("export-status",), export_status),
+    Route("GET", "$export-file/{job}/{name}", ("export-file",), export_file),
     Route("POST", "{type}/{id}/$expunge", ("expunge",), expunge),
     Route("POST", "{type}/$validate", ("validate",), validate),
     Route("POST", "{type}/{id}/$validate", ("validate",), validate),

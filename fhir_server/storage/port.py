@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from fhir_server.search.extract import IndexRows
-from fhir_server.search.plan import Cursor, Query
+from fhir_server.search.plan import Cursor, Node, Query
 
 WriteKind = Literal["create", "update", "delete"]
 
@@ -176,6 +176,30 @@ class IntegrityError(StorageError):
         super().__init__("referential integrity")
 
 
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One of the server's own records (a registered client, a key, a replay guard, an
+    export job): opaque bytes under a kind and a key, invisible once ``expires_ms`` passed."""
+
+    key: str
+    value: bytes
+    expires_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExportSlice:
+    """The next stored resources of one type for a bulk export, as they were at ``mark``
+    (see ``Storage.snapshot_mark``): those after ``after`` in storage order that match
+    ``where`` (plan nodes, on current index rows) and changed after ``since_ms``."""
+
+    resource_type: str
+    mark: int
+    after: int = 0
+    size: int = 1000
+    where: tuple[Node, ...] = ()
+    since_ms: int | None = None
+
+
 ReindexRows = Callable[[bytes], IndexRows]
 GroupObserver = Callable[[int], None]
 Recorder = Callable[[list[tuple[str, str]]], Sequence[Write]]
@@ -226,6 +250,29 @@ class Storage(Protocol):
         is stored under that id). IntegrityError (``referenced``) when current resources
         reference it and ``cascade`` is off; ExpungeTooLarge beyond ``limit``; nothing is
         erased then."""
+
+    async def put_record(self, kind: str, key: str, value: bytes,
+                         expires_ms: int | None = None, only_new: bool = False) -> bool:
+        """Keep a record (replacing one under the same key); with ``only_new`` only when no
+        unexpired record holds that key, atomically (a replay guard). Whether it was kept."""
+
+    async def get_record(self, kind: str, key: str) -> bytes | None:
+        """The value of an unexpired record, or None."""
+
+    async def list_records(self, kind: str) -> list[Record]:
+        """The unexpired records of a kind, by key."""
+
+    async def delete_record(self, kind: str, key: str) -> bool:
+        """Remove a record; whether there was one."""
+
+    async def snapshot_mark(self) -> int:
+        """A mark of what is committed now: an export at this mark sees every commit
+        applied before and none applied after (by any process)."""
+
+    async def export_batch(self, part: ExportSlice) -> tuple[list[bytes], int | None]:
+        """Up to ``part.size`` resources (stored bytes of their version current at the
+        mark; deleted ones not at all) and the position to continue after, or None when
+        there are no more."""
 
     async def history(self, query: HistoryQuery) -> HistoryPage:
         """Versions newest first (https://hl7.org/fhir/R4/http.html#history)."""

@@ -24,18 +24,21 @@ from typing import Any, TypeVar
 
 from fhir_server.search.extract import IndexRows
 from fhir_server.search.plan import TABLES, Query
+from fhir_server.storage import sqlite_records as records
 from fhir_server.storage.port import (
     DEFAULT_OPTIONS,
     AlreadyExists,
     CommitOptions,
     Condition,
     ConditionChanged,
+    ExportSlice,
     ExpungeTooLarge,
     GroupObserver,
     HistoryEntry,
     HistoryPage,
     HistoryQuery,
     IntegrityError,
+    Record,
     Recorder,
     Reference,
     ReindexRows,
@@ -47,6 +50,7 @@ from fhir_server.storage.port import (
     VersionConflict,
     Write,
 )
+from fhir_server.storage.sqlite_export import export_batch, snapshot_mark
 from fhir_server.storage.sqlite_query import SearchRunner
 from fhir_server.storage.sqlite_rows import insert_rows, select_keyed
 from fhir_server.storage.sqlite_schema import migrate
@@ -304,6 +308,33 @@ class SqliteStorage:
 
     async def secret(self) -> bytes:
         return self._secret
+
+    async def put_record(self, kind: str, key: str, value: bytes,
+                         expires_ms: int | None = None, only_new: bool = False) -> bool:
+        return await self._in_writer(lambda conn: records.put_record(
+            conn, self.clock(), kind, key, value, expires_ms, only_new))
+
+    async def get_record(self, kind: str, key: str) -> bytes | None:
+        with _translate():
+            return records.get_record(self._reader(), self.clock(), kind, key)
+
+    async def list_records(self, kind: str) -> list[Record]:
+        with _translate():
+            return records.list_records(self._reader(), self.clock(), kind)
+
+    async def delete_record(self, kind: str, key: str) -> bool:
+        return await self._in_writer(lambda conn: records.delete_record(conn, kind, key))
+
+    async def snapshot_mark(self) -> int:
+        with _translate():
+            return snapshot_mark(self._reader())
+
+    async def export_batch(self, part: ExportSlice) -> tuple[list[bytes], int | None]:
+        def run(conn: sqlite3.Connection) -> tuple[list[bytes], int | None]:
+            with _translate():
+                return export_batch(SearchRunner(conn, lambda k: self._pid(conn, k, False)),
+                                    part)
+        return await self._in_pool(run)
 
     async def pending_reindex(self) -> bool:
         row = self._reader().execute(

@@ -81,6 +81,10 @@ class SearchRunner:
                                     "code = ? AND system > ?", (pid, code, row[0])).fetchone()
         return found
 
+    def checks(self, nodes: tuple[Node, ...]) -> tuple[str, list[Any]]:
+        """The criteria as per-resource checks on ``r`` (for a walk in rid order)."""
+        return SqlCompiler(self.pid, self._systems).where(nodes, "r")
+
     def _where(self, query: Query, compiler: SqlCompiler,
                by_type: bool = False) -> tuple[str, list[Any]]:
         where, params = compiler.where(query.where, "r")

@@ -190,6 +190,12 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT OR REPLACE INTO settings SELECT 'reindex', 'pending'
         WHERE EXISTS (SELECT 1 FROM resources);
     """,
+    # 11: the server's own records (clients, keys, replay guards, export jobs), by kind
+    """
+    CREATE TABLE records (kind TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
+        expires INTEGER, PRIMARY KEY (kind, key)) WITHOUT ROWID;
+    CREATE INDEX records_by_expiry ON records (kind, expires) WHERE expires IS NOT NULL;
+    """,
 )
 
 

@@ -7,6 +7,7 @@ parameters; table and column names come only from ``search.plan.TABLES`` through
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,7 @@ from fhir_server.search.plan import (
 )
 
 MAX_TEXT = "\U0010ffff"  # sorts after every other character: the end of a prefix range
+LISTED_VALUES = 100  # beyond: a list of values is passed as one JSON array
 SQL_OPS = {"=": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 Sql = tuple[str, list[Any]]
 RID_INDEXED = ("date", "quantity", "reference")  # index tables with a (rid, pid) index
@@ -248,6 +250,8 @@ class SqlCompiler:
             return f"{column} LIKE ? ESCAPE '\\'", [f"%{_escape_like(cmp.value)}%"]
         if cmp.op == "in":
             values = list(cmp.value)
+            if len(values) > LISTED_VALUES:  # one parameter, however long the list
+                return f"{column} IN (SELECT value FROM json_each(?))", [json.dumps(values)]
             return (f"{column} IN ({', '.join('?' * len(values))})" if values else "0"), values
         if cmp.op == "is-null":
             return f"{column} IS NULL", []

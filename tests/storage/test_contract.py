@@ -20,6 +20,7 @@ from fhir_server.storage.port import (
     Condition,
     ConditionChanged,
     DuplicateIdentifier,
+    ExportSlice,
     ExpungeTooLarge,
     HistoryQuery,
     IntegrityError,
@@ -298,3 +299,54 @@ def test_ping_and_stats(store):
     store.storage.observe_groups(groups.append)
     store.commit([put("Patient", "y")])
     assert groups and all(size >= 1 for size in groups)
+
+
+def test_records_are_kept_listed_replaced_guarded_and_expire(store):
+    assert store.put_record("client", "b", b"2") and store.put_record("client", "a", b"1")
+    assert store.get_record("client", "a") == b"1" and store.get_record("key", "a") is None
+    assert store.put_record("client", "a", b"one")  # replaced
+    assert [(r.key, r.value) for r in store.list_records("client")] == [("a", b"one"),
+                                                                        ("b", b"2")]
+    future = 2**62
+    assert store.put_record("jti", "x", b"", future, only_new=True)
+    assert not store.put_record("jti", "x", b"", future, only_new=True)  # a replay
+    assert store.put_record("jti", "gone", b"", 1, only_new=True)  # already expired
+    assert store.get_record("jti", "gone") is None
+    assert store.put_record("jti", "gone", b"", future, only_new=True)  # free again
+    assert store.delete_record("client", "a") and not store.delete_record("client", "a")
+    assert [r.key for r in store.list_records("client")] == ["b"]
+
+
+def test_export_batches_show_each_resource_as_it_was_at_the_mark(store):
+    def code_of(content: bytes) -> dict:
+        return _rows(orjson.loads(content).get("code", "none"), 1)
+
+    store.storage.use_indexer(code_of)
+    for n in range(5):
+        store.commit([Write("update", "Observation", f"o{n}",
+                            put("Observation", f"o{n}", {"code": "x" if n % 2 else "y"}).render,
+                            None, (), code_of(orjson.dumps({"code": "x" if n % 2 else "y"})))])
+    store.commit([put("Patient", "p")])
+    store.commit([Write("delete", "Observation", "o4")])
+    mark = store.snapshot_mark()
+    since = store.read("Observation", "o3").last_updated_ms
+    store.commit([put("Observation", "o0", {"code": "changed"}),  # after the mark
+                  put("Observation", "late"), Write("delete", "Observation", "o1")])
+
+    def walk(**criteria) -> list[dict]:
+        found, after = [], 0
+        while after is not None:
+            contents, after = store.export_batch(
+                ExportSlice("Observation", mark, after, size=2, **criteria))
+            found += [orjson.loads(c) for c in contents]
+        return found
+
+    everything = walk()
+    assert [(r["id"], r["meta"]["versionId"]) for r in everything] == [
+        ("o0", "1"), ("o1", "1"), ("o2", "1"), ("o3", "1")]
+    assert everything[0]["code"] == "y"  # the version current at the mark
+    x = IndexMatch("token", "Observation.code", ((Cmp("code", "=", "x"),),))
+    assert [r["id"] for r in walk(where=(x,))] == ["o3"]  # o1's rows went with its deletion
+    changed = [i for i in ("o0", "o1", "o2", "o3")
+               if store.vread("Observation", i, 1).last_updated_ms > since - 1]
+    assert "o3" in changed and [r["id"] for r in walk(since_ms=since - 1)] == changed

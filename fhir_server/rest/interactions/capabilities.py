@@ -5,7 +5,12 @@ Built from the route table, so it lists exactly what the router answers.
 
 from __future__ import annotations
 
+import orjson
+
 from fhir_server import __version__
+from fhir_server.auth.discovery import origin, security
+from fhir_server.auth.discovery import smart_configuration as discovery
+from fhir_server.core.errors import NotFound
 from fhir_server.core.jsonio import dumps
 from fhir_server.rest.context import Context
 from fhir_server.rest.render import json_response
@@ -67,6 +72,8 @@ def capability_statement(ctx: Context, base_url: str) -> dict[str, object]:
         "patchFormat": ["application/json-patch+json", "application/fhir+json"],
         "rest": [{
             "mode": "server",
+            **({"security": security(origin(base_url, ctx.settings.base_path))}
+               if ctx.settings.auth == "smart" else {}),
             "resource": resources,
             "interaction": [{"code": code} for code in SYSTEM_LEVEL if code in codes],
             "searchParam": [{"name": code, "type": kind} for code, kind in (
@@ -80,6 +87,16 @@ def capability_statement(ctx: Context, base_url: str) -> dict[str, object]:
                             for c in registry.compartments],
         }],
     }
+
+
+async def smart_configuration(ctx: Context, request: FhirRequest,
+                              args: dict[str, str]) -> FhirResponse:
+    """``[base]/.well-known/smart-configuration``: how to get a token (auth on only)."""
+    if ctx.settings.auth != "smart":
+        raise NotFound("Authorization is off (FHIR_AUTH=none): there is no token endpoint")
+    server = origin(request.base_url, ctx.settings.base_path)
+    return FhirResponse(200, orjson.dumps(discovery(server)),
+                        [("content-type", "application/json")])
 
 
 async def capabilities(ctx: Context, request: FhirRequest, args: dict[str, str]) -> FhirResponse:

@@ -45,10 +45,12 @@ def _entry_request(entry: Entry, outer: FhirRequest) -> FhirRequest:
         body = base64.b64decode(entry.resource.get("data", ""))  # type: ignore[union-attr]
     if entry.if_match is not None:
         headers["if-match"] = etag(entry.if_match)
+    if entry.if_none_exist:
+        headers["if-none-exist"] = entry.if_none_exist
     if outer.header("prefer"):
         headers["prefer"] = outer.headers["prefer"]
     return FhirRequest(entry.method, path, parse_qsl(query, keep_blank_values=True), headers,
-                       body, outer.base_url)
+                       body, outer.base_url, grant=outer.grant)
 
 
 def _from_response(response: FhirResponse) -> bytes:
@@ -95,6 +97,8 @@ async def transaction(ctx: Context, request: FhirRequest, args: dict[str, str]) 
     if kind == "batch":
         return await _batch(ctx, request, raw_entries)
     entries = [parse_entry(raw, i, request.base_url) for i, raw in enumerate(raw_entries)]
+    for entry in entries:  # with auth on, the token must allow every entry
+        ctx.authorize(_entry_request(entry, request))
     results = await TransactionPlanner(ctx.service).commit(entries)
     representation = prefer(request, "return") == "representation"
     out: list[bytes] = []

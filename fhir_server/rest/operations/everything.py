@@ -15,9 +15,8 @@ from __future__ import annotations
 import re
 
 from fhir_server.core.errors import FhirError
-from fhir_server.core.jsonio import parse_resource
 from fhir_server.rest.context import Context
-from fhir_server.rest.negotiation import check_content_type
+from fhir_server.rest.operations.parameters import operation_parameters
 from fhir_server.rest.request import FhirRequest, FhirResponse
 from fhir_server.rest.searchset import searchset
 
@@ -27,24 +26,6 @@ PASSED = ("_count", "_page", "_lastUpdated", "_total", "_summary", "_elements", 
           "_pretty", "_include", "_type")
 
 
-async def _parameters(request: FhirRequest, max_depth: int) -> list[tuple[str, str]]:
-    """The query's pairs, plus those of a POSTed Parameters body."""
-    pairs = list(request.query)
-    if request.method == "POST" and request.body.strip():
-        check_content_type(request)
-        body = await parse_resource(request.body, max_depth)
-        if body.get("resourceType") != "Parameters":
-            raise FhirError("The body of $everything must be a Parameters resource",
-                            "resourceType")
-        for index, parameter in enumerate(body.get("parameter") or []):
-            value = next((v for k, v in parameter.items() if k.startswith("value")), None)
-            if not isinstance(value, str | int):
-                raise FhirError("Each parameter needs a primitive value",
-                                f"Parameters.parameter[{index}]")
-            pairs.append((str(parameter.get("name", "")), str(value)))
-    return pairs
-
-
 async def everything(ctx: Context, request: FhirRequest, args: dict[str, str]) -> FhirResponse:
     searcher = ctx.service.searcher
     pid = args.get("id")
@@ -52,7 +33,7 @@ async def everything(ctx: Context, request: FhirRequest, args: dict[str, str]) -
         await ctx.service.read("Patient", pid)  # 404 or 410 first
     types = ("Patient", *searcher.compartment_types("Patient"))
     pairs: list[tuple[str, str]] = [("_include", "*")]
-    for name, value in await _parameters(request, ctx.settings.max_depth):
+    for name, value in await operation_parameters(request, "$everything", ctx.settings.max_depth):
         if name == "_since":
             if not INSTANT.fullmatch(value):
                 raise FhirError(f"_since must be an instant, got {value!r}", "_since")

@@ -1,0 +1,1 @@
+"""Audit: AuditEvent resources for what the server does on a client's behalf."""

@@ -1,0 +1,1 @@
+"""Authorization: SMART Backend Services (token endpoint, client registry, scopes)."""

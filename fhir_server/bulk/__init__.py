@@ -1,0 +1,1 @@
+"""Bulk Data export ($export): jobs, their files, de-identification."""
