@@ -26,6 +26,7 @@ KEY_TYPES = ("RSA", "EC")
 FETCH_TIMEOUT = 5.0
 MAX_JWKS_BYTES = 256 * 1024
 CACHE_SECONDS = 300.0
+MAX_PARSED = 1000
 REFETCH_AFTER = 10.0  # an unknown kid fetches the URL again, at most this often
 
 
@@ -98,13 +99,27 @@ class ClientRegistry:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
         self._fetched: dict[str, tuple[float, KeySet]] = {}
+        self._parsed: dict[bytes, Client] = {}  # by stored bytes
+        self._inline: dict[int, KeySet] = {}  # by id() of a parsed (and kept) Client
 
     async def add(self, client: Client) -> None:
         await self.storage.put_record(KIND, client.id, client.to_bytes())
 
     async def get(self, client_id: str) -> Client | None:
+        """The client as stored now (parsed once per stored version: a registration
+        changed by the CLI is seen at the next call)."""
         value = await self.storage.get_record(KIND, client_id)
-        return Client.from_bytes(value) if value is not None else None
+        if value is None:
+            return None
+        client = self._parsed.get(value)
+        if client is None:
+            if len(self._parsed) >= MAX_PARSED:
+                self._parsed.clear()
+                self._inline.clear()
+            client = self._parsed[value] = Client.from_bytes(value)
+            if client.jwks is not None:
+                self._inline[id(client)] = public_keys(client.jwks)
+        return client
 
     async def all(self) -> list[Client]:
         return [Client.from_bytes(r.value) for r in await self.storage.list_records(KIND)]
@@ -116,7 +131,8 @@ class ClientRegistry:
         """The client's public keys; a JWKS URL is fetched when not cached, stale, or
         missing ``kid``. ClientError when it cannot be fetched or read."""
         if client.jwks is not None:
-            return public_keys(client.jwks)
+            inline = self._inline.get(id(client))
+            return inline if inline is not None else public_keys(client.jwks)
         url = str(client.jwks_url)
         now = time.monotonic()
         cached = self._fetched.get(url)

@@ -2,11 +2,11 @@
 a time, appending the stored bytes (shaped only when ``_elements`` or de-identification
 asks) to NDJSON files; memory stays that of one batch whatever the data's size.
 
-After each batch the job's state is kept in storage. A job belongs to the worker holding
-its lease (renewed while it runs); a sweep (every few seconds, in every worker) takes up
-jobs whose lease lapsed (their server stopped: they resume after their last batch, the
-open file cut back to what that batch left), and removes expired or cancelled jobs'
-files.
+Every second (and at its end) the job's state is kept in storage. A job belongs to the
+worker holding its lease (renewed while it runs); a sweep (every few seconds, in every
+worker) takes up jobs whose lease lapsed (their server stopped: they resume from their
+last checkpoint, the files cut back to what it recorded), and removes expired or
+cancelled jobs' files.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from fhir_server.validation.structure import r4_table
 log = logging.getLogger("fhir_server")
 LEASE_KIND, CANCELLED_KIND = "export-lease", "export-cancelled"
 LEASE_MS = 30_000
+CHECKPOINT_SECONDS = 1.0  # the job's state is kept this often (and when it ends)
 SWEEP_SECONDS = 5.0
-BATCH = 5_000
 NOTES = "errors-1.ndjson"
 
 
@@ -51,6 +51,7 @@ class ExportRunner:
         self.service, self.storage = service, service.storage
         self.folder = Path(settings.export_folder)
         self.file_bytes = settings.export_file_bytes
+        self.batch = settings.export_batch
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -127,15 +128,13 @@ class ExportRunner:
         folder = self.files(job.id)
         await asyncio.to_thread(folder.mkdir, 0o700, False, True)
         types = job.request.types
-        if job.part < len(types):  # resumed: the open file as the last batch left it
-            await asyncio.to_thread(_cut, folder / job.open_file(types[job.part]),
-                                    job.file_bytes)
+        await asyncio.to_thread(_tidy, job, folder)  # resumed: as the last checkpoint left it
         pseudonyms = Pseudonyms(bytes.fromhex(job.secret)) if job.request.deidentify else None
-        renewed = time.monotonic()
+        kept = time.monotonic()
         while job.part < len(types):
             rtype = types[job.part]
             contents, after = await self.storage.export_batch(ExportSlice(
-                rtype, job.mark, job.after, BATCH, await self._criteria(job, rtype),
+                rtype, job.mark, job.after, self.batch, await self._criteria(job, rtype),
                 job.request.since_ms))
             lines = self._shaped(contents, job, pseudonyms) if contents else []
             while lines:  # into the open file, up to its size (a new file for the rest)
@@ -158,12 +157,12 @@ class ExportRunner:
             if job.part == len(types):
                 await asyncio.to_thread(_write_notes, job, folder)
                 job.status = DONE
-            if await self.storage.get_record(CANCELLED_KIND, job.id) is not None:
-                return
-            await self._keep(job)
-            if time.monotonic() - renewed > LEASE_MS / 3000:
+            if job.status == DONE or time.monotonic() - kept >= CHECKPOINT_SECONDS:
+                if await self.storage.get_record(CANCELLED_KIND, job.id) is not None:
+                    return
+                await self._keep(job)
                 await self._claim(job.id, renew=True)
-                renewed = time.monotonic()
+                kept = time.monotonic()
 
     @staticmethod
     def _close_file(job: Job, rtype: str, folder: Path) -> None:
@@ -269,9 +268,17 @@ def _append(path: Path, data: bytes) -> None:
         file.write(data)
 
 
-def _cut(path: Path, size: int) -> None:
-    if path.exists():
-        os.truncate(path, size)
+def _tidy(job: Job, folder: Path) -> None:
+    """The job's files as its state says: the finished ones, and the open one cut back to
+    its size at the last checkpoint; anything written since (files too) goes."""
+    types = job.request.types
+    current = job.open_file(types[job.part]) if job.part < len(types) else None
+    finished = {o.name for o in job.outputs}
+    for path in folder.glob("*.ndjson"):
+        if path.name == current:
+            os.truncate(path, job.file_bytes)
+        elif path.name not in finished:
+            path.unlink()
 
 
 def _folders(root: Path) -> list[Path]:

@@ -6,11 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from fhir_server.audit.trail import AuditTrail
 from fhir_server.auth.guard import Guard
 from fhir_server.bulk.runner import ExportRunner
 from fhir_server.config import Settings
 from fhir_server.core.service import FhirService
 from fhir_server.rest.request import FhirRequest, FhirResponse
+from fhir_server.types import Resource
 
 CACHE_SIZE = 64
 
@@ -26,6 +28,14 @@ class Context:
     cache: dict[object, bytes] = field(default_factory=dict)  # documents built once
     guard: Guard | None = None  # auth on: checks every request's token and scopes
     exports: ExportRunner | None = None  # runs $export jobs (set when the app is built)
+    audit: AuditTrail = field(init=False)  # stores the server's AuditEvents
+
+    def __post_init__(self) -> None:
+        self.audit = AuditTrail(self.service)
+
+    async def record(self, event: Resource) -> None:
+        """Store an AuditEvent the server built (returns once it is stored)."""
+        await self.audit.record(event)
 
     def cached(self, key: object, build: Callable[[], bytes]) -> bytes:
         """A document built once (per key: base URL, search registry generation…); at most

@@ -18,8 +18,8 @@ from fhir_server.rest.ops import OpsHandler
 from fhir_server.rest.request import FhirRequest, FhirResponse
 
 WELL_KNOWN = "/.well-known/smart-configuration"
-NO_STORE = [("content-type", "application/json"), ("cache-control", "no-store"),
-            ("pragma", "no-cache")]
+NO_STORE = (("content-type", "application/json"), ("cache-control", "no-store"),
+            ("pragma", "no-cache"))
 FORM = "application/x-www-form-urlencoded"
 
 
@@ -67,12 +67,11 @@ class SmartEndpoints:
         except OAuthError as error:
             await self._audit(error.client_id, False, error.description, request)
             body = orjson.dumps({"error": error.error, "error_description": error.description})
-            return FhirResponse(error.status, body, NO_STORE)
+            return FhirResponse(error.status, body, list(NO_STORE))
         await self._audit(issued.grant.client_id, True,
                           f"access token issued for {issued.grant.scope_text}", request)
-        return FhirResponse(200, orjson.dumps(issued.answer()), NO_STORE)
+        return FhirResponse(200, orjson.dumps(issued.answer()), list(NO_STORE))
 
     async def _audit(self, client_id: str, granted: bool, description: str,
                      request: FhirRequest) -> None:
-        await self.ctx.service.create("AuditEvent", token_event(client_id, granted,
-                                                                description, request.client))
+        await self.ctx.record(token_event(client_id, granted, description, request.client))

@@ -169,7 +169,7 @@ class SqliteStorage:
 
     # -- connections -------------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, mapped: bool = True) -> sqlite3.Connection:
         if not os.path.exists(self.path):  # health data: readable by the server's user only
             try:
                 os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
@@ -181,8 +181,9 @@ class SqliteStorage:
         conn.execute("PRAGMA busy_timeout=10000")  # first: other workers may be migrating
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
-        conn.execute("PRAGMA cache_size=-65536")
-        conn.execute("PRAGMA mmap_size=2147418112")  # 2 GiB, the usual build maximum
+        conn.execute(f"PRAGMA cache_size={-65536 if mapped else -16384}")
+        # 2 GiB, the usual build maximum (unmapped: reads go through the page cache)
+        conn.execute(f"PRAGMA mmap_size={2147418112 if mapped else 0}")
         conn.execute("PRAGMA wal_autocheckpoint=16384")  # 64 MiB: fewer, larger checkpoints
         conn.execute("PRAGMA temp_store=MEMORY")
         with self._lock:
@@ -330,11 +331,17 @@ class SqliteStorage:
             return snapshot_mark(self._reader())
 
     async def export_batch(self, part: ExportSlice) -> tuple[list[bytes], int | None]:
-        def run(conn: sqlite3.Connection) -> tuple[list[bytes], int | None]:
+        """On a connection of its own that reads through a bounded page cache instead of
+        mapping the file: an export reads every page once, and mapped pages would count
+        in the server's memory up to the database's size."""
+        def run() -> tuple[list[bytes], int | None]:
+            conn = getattr(self._local, "export", None)
+            if conn is None:
+                conn = self._local.export = self._connect(mapped=False)
             with _translate():
                 return export_batch(SearchRunner(conn, lambda k: self._pid(conn, k, False)),
                                     part)
-        return await self._in_pool(run)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, run)
 
     async def pending_reindex(self) -> bool:
         row = self._reader().execute(

@@ -29,6 +29,7 @@ def token(client: Client, backend: BackendClient, scope: str | None = "system/*.
     answer = client.post(TOKEN_URL, data=backend.form(scope, **assertion))
     assert answer.status_code == 200, answer.text
     assert answer.headers["cache-control"] == "no-store"
+    assert len(answer.headers.get_list("x-request-id")) == 1  # headers are not shared
     body = answer.json()
     assert body["token_type"] == "bearer" and body["expires_in"] == 300
     return body["access_token"]

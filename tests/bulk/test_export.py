@@ -14,7 +14,6 @@ from bulk_support import ASYNC, finished, kick_off, lines
 from support import Client, load_demo
 
 from fhir_server.app import build_app
-from fhir_server.bulk import runner
 from fhir_server.config import Settings
 
 RESIDENT_ID = "urn:oid:2.16.156.10011.1.3"
@@ -136,9 +135,14 @@ def test_patient_and_group_exports_hold_only_their_patients(server):
     assert client.get("/Patient/$export?_type=Organization", headers=ASYNC).status_code == 400
 
 
-def test_the_export_is_a_snapshot_at_kick_off(server, monkeypatch):
-    client, _ = server
-    monkeypatch.setattr(runner, "BATCH", 1)  # many batches, interleaved with the writes
+def test_the_export_is_a_snapshot_at_kick_off(server):
+    _, settings = server
+    with Client(build_app(replace(settings, export_batch=1))) as client:
+        snapshot(client)
+
+
+def snapshot(client: Client) -> None:
+    """Many batches of one, interleaved with writes made after kick-off."""
     before = client.get("/Patient/zhang-san").content
     status = kick_off(client, "/$export?_type=Patient")
     changed = {**orjson.loads(before), "gender": "other"}
@@ -169,10 +173,9 @@ def test_cancel_expiry_and_limits(server, tmp_path):
         assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
 
 
-def test_a_job_resumes_after_a_restart_without_losing_or_repeating(tmp_path, monkeypatch):
-    settings = Settings(storage=f"sqlite:///{tmp_path / 'resume.db'}")
+def test_a_job_resumes_after_a_restart_without_losing_or_repeating(tmp_path):
+    settings = Settings(storage=f"sqlite:///{tmp_path / 'resume.db'}", export_batch=2)
     load_demo(settings)
-    monkeypatch.setattr(runner, "BATCH", 2)
     with Client(build_app(settings)) as first:
         status = kick_off(first, "/$export?_type=Patient,Observation,Organization")
         first.get("/metadata")  # the job runs a little, then the server stops

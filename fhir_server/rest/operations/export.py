@@ -188,5 +188,5 @@ async def export_file(ctx: Context, request: FhirRequest, args: dict[str, str]) 
 
 async def _audit(ctx: Context, request: FhirRequest, job: Job, action: str,
                  description: str) -> None:
-    await ctx.service.create("AuditEvent", export_event(
-        job.client, action, description, job.id, request.client, job.request.group))
+    await ctx.record(export_event(job.client, action, description, job.id, request.client,
+                                  job.request.group))

@@ -1,0 +1,41 @@
+"""Stores the server's AuditEvents, many in one commit: events recorded while a commit is
+under way wait for it and go together in the next. Each ``record`` returns once its
+event is stored (nothing is acknowledged before its audit is durable)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fhir_server.core.service import FhirService
+from fhir_server.types import Resource
+
+
+class AuditTrail:
+    def __init__(self, service: FhirService) -> None:
+        self.service = service
+        self._waiting: list[tuple[Resource, asyncio.Future[None]]] = []
+        self._storing = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def record(self, event: Resource) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((event, done))
+        if not self._storing:
+            self._storing = True
+            self._task = asyncio.create_task(self._store())
+        await done
+
+    async def _store(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                try:
+                    await self.service.record_all([event for event, _ in batch])
+                except Exception as error:  # each recorder learns its event was not kept
+                    for _, done in batch:
+                        done.set_exception(error)
+                else:
+                    for _, done in batch:
+                        done.set_result(None)
+        finally:
+            self._storing = False
