@@ -34,9 +34,9 @@ from fhir_server.validation.structure import r4_table
 
 log = logging.getLogger("fhir_server")
 LEASE_KIND, CANCELLED_KIND = "export-lease", "export-cancelled"
-LEASE_MS = 30_000
+LEASE_MS = 10_000  # a job whose worker stopped renewing is taken up this long after
 CHECKPOINT_SECONDS = 1.0  # the job's state is kept this often (and when it ends)
-SWEEP_SECONDS = 5.0
+SWEEP_SECONDS = 2.0
 NOTES = "errors-1.ndjson"
 
 
@@ -53,6 +53,7 @@ class ExportRunner:
         self.file_bytes = settings.export_file_bytes
         self.batch = settings.export_batch
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.live: dict[str, Job] = {}  # the jobs running here, as they progress
         self._sweeper: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
@@ -81,11 +82,13 @@ class ExportRunner:
             self.tasks[job.id] = asyncio.create_task(self._run(job))
 
     async def load(self, job_id: str) -> Job | None:
-        """The job, or None if unknown, expired or cancelled."""
+        """The job (as it runs, if it runs here), or None if unknown, expired or cancelled."""
         if await self.storage.get_record(CANCELLED_KIND, job_id) is not None:
             return None
         value = await self.storage.get_record(KIND, job_id)
-        return Job.from_bytes(value) if value is not None else None
+        if value is None:
+            return None
+        return self.live.get(job_id) or Job.from_bytes(value)
 
     async def cancel(self, job: Job) -> None:
         """Stop a job and remove it and its files (its status is then 404)."""
@@ -110,6 +113,7 @@ class ExportRunner:
                                              only_new=not renew)
 
     async def _run(self, job: Job) -> None:
+        self.live[job.id] = job
         try:
             await self._walk(job)
         except asyncio.CancelledError:
@@ -121,6 +125,7 @@ class ExportRunner:
                 await self._keep(job)
         finally:
             self.tasks.pop(job.id, None)
+            self.live.pop(job.id, None)
             with contextlib.suppress(Exception):
                 await self.storage.delete_record(LEASE_KIND, job.id)
 
@@ -214,11 +219,11 @@ class ExportRunner:
 
     async def _sweep_forever(self) -> None:
         while True:
-            await asyncio.sleep(SWEEP_SECONDS)
             try:
                 await self.sweep()
             except Exception:
                 log.exception("the export sweep failed")
+            await asyncio.sleep(SWEEP_SECONDS)
 
     async def sweep(self) -> None:
         """Resume running jobs nobody holds; remove what expired or was cancelled."""

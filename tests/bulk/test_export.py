@@ -215,3 +215,15 @@ def test_de_identified_export_hides_people_but_keeps_links(server):
     observations = [r for r in resources if r["resourceType"] == "Observation"]
     assert all(o["subject"]["reference"] in ids for o in observations)  # links kept
     assert any(o["valueQuantity"]["value"] == 135 for o in observations)
+
+
+def test_the_capability_statement_declares_export_and_its_definition(server):
+    client, _ = server
+    rest = client.get("/metadata").json()["rest"][0]
+    url = "http://alliance-fhir.org/fhir/OperationDefinition/export-deidentified"
+    assert {"name": "export", "definition": url} in rest["operation"]
+    for rtype in ("Patient", "Group"):
+        entry = next(r for r in rest["resource"] if r["type"] == rtype)
+        assert {"name": "export", "definition": url} in entry["operation"]
+    definition = client.get(f"/OperationDefinition?url={url}").json()["entry"][0]["resource"]
+    assert "deidentify" in [p["name"] for p in definition["parameter"]]

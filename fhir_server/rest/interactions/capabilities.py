@@ -21,6 +21,7 @@ TYPE_LEVEL = ("read", "vread", "update", "patch", "delete", "history-instance",
               "history-type", "create", "search-type")
 SYSTEM_LEVEL = ("transaction", "batch", "history-system", "search-system")
 EVERYTHING = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
+EXPORT = "http://alliance-fhir.org/fhir/OperationDefinition/export-deidentified"
 
 
 def _search_params(ctx: Context, rtype: str) -> list[dict[str, str]]:
@@ -56,8 +57,11 @@ def capability_statement(ctx: Context, base_url: str) -> dict[str, object]:
                              for p in registry.params(source) if p.type == "reference"
                              and (not p.targets or rtype in p.targets)]],
         "searchParam": _search_params(ctx, rtype),
-        **({"operation": [{"name": "everything", "definition": EVERYTHING}]}
-           if rtype == "Patient" and "everything" in codes else {}),
+        **({"operation": [{"name": "everything", "definition": EVERYTHING},
+                          {"name": "export", "definition": EXPORT}]}
+           if rtype == "Patient" and "everything" in codes else
+           {"operation": [{"name": "export", "definition": EXPORT}]}
+           if rtype == "Group" and "export" in codes else {}),
     } for rtype in ctx.service.registry.ordered]
     return {
         "resourceType": "CapabilityStatement",
@@ -81,6 +85,8 @@ def capability_statement(ctx: Context, base_url: str) -> dict[str, object]:
                 ("_profile", "uri"), ("_security", "token"), ("_source", "uri"),
                 ("_type", "token"))],
             "operation": [*_switched_operations(ctx, base_url),
+                          *([{"name": "export", "definition": EXPORT}] if "export" in codes
+                            else []),
                           {"name": "validate", "definition":
                            "http://hl7.org/fhir/OperationDefinition/Resource-validate"}],
             "compartment": [f"http://hl7.org/fhir/CompartmentDefinition/{c.lower()}"
