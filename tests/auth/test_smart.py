@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import orjson
 import pytest
 from smart import TOKEN_URL, BackendClient
 from support import Client
 
 from fhir_server.app import build_app
+from fhir_server.auth import clients
 from fhir_server.cli import main
 from fhir_server.config import Settings
 
@@ -204,7 +208,7 @@ def test_clients_are_managed_from_the_command_line_while_the_server_runs(smart, 
     assert client.post(TOKEN_URL, data=backend.form()).status_code == 401
     assert main(["clients", "remove", "late", "--storage", settings.storage]) == 1
     path = tmp_path / "private.json"
-    path.write_bytes(b'{"keys": [%s]}' % __import__("orjson").dumps(
+    path.write_bytes(b'{"keys": [%s]}' % orjson.dumps(
         backend.key.as_dict(private=True)))
     assert main(["clients", "add", "x", "--jwks", str(path), "--scope", "system/*.rs",
                  "--storage", settings.storage]) == 2  # a private key is refused
@@ -217,3 +221,45 @@ def test_auth_off_keeps_the_api_open_and_has_no_token_endpoint(client):
     assert client.get("/.well-known/smart-configuration").status_code == 404
     assert client.post(TOKEN_URL, data={}).status_code == 404
     assert "security" not in client.get("/metadata").json()["rest"][0]
+
+
+def test_keys_published_at_a_url_are_fetched_and_refetched_for_a_new_kid(smart, tmp_path,
+                                                                         monkeypatch):
+    client, settings = smart
+    backend = BackendClient("published", "ES384")
+    published = {"jwks": backend.public_jwks()}
+
+    class Keys(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = orjson.dumps(published["jwks"])
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Keys)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
+        assert main(["clients", "add", "published", "--jwks", url, "--scope", "system/*.rs",
+                     "--storage", settings.storage]) == 0
+        assert client.post(TOKEN_URL, data=backend.form()).status_code == 200
+        rotated = BackendClient("published", "ES384")  # a new key, published at the URL
+        published["jwks"] = rotated.public_jwks()
+        monkeypatch.setattr(clients, "REFETCH_AFTER", 0.0)  # (10 s between fetches)
+        assert client.post(TOKEN_URL, data=rotated.form()).status_code == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_signing_key_is_kept_so_another_worker_accepts_the_token(smart, tmp_path):
+    client, settings = smart
+    backend = BackendClient("kept")
+    backend.register(settings.storage, tmp_path, "system/*.rs")
+    access = token(client, backend)
+    with Client(build_app(settings)) as other:  # another worker, or after a restart
+        assert other.get("/Patient", headers=bearer(access)).status_code == 200
