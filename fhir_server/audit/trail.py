@@ -32,10 +32,19 @@ class AuditTrail:
                 try:
                     await self.service.record_all([event for event, _ in batch])
                 except Exception as error:  # each recorder learns its event was not kept
-                    for _, done in batch:
-                        done.set_exception(error)
+                    _answer(batch, error)
                 else:
-                    for _, done in batch:
-                        done.set_result(None)
+                    _answer(batch, None)
         finally:
             self._storing = False
+
+
+def _answer(batch: list[tuple[Resource, asyncio.Future[None]]], error: Exception | None) -> None:
+    """Tells each recorder still waiting (one cancelled meanwhile is no longer waiting)."""
+    for _, done in batch:
+        if done.done():
+            continue
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)

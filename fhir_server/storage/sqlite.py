@@ -455,11 +455,17 @@ class SqliteStorage:
                     log.warning("refreshing SQLite statistics failed", exc_info=True)
 
     def _next_group(self) -> list[Job]:
-        """The commits waiting (at least one: blocks until it comes), or [] at shutdown."""
-        first = self._queue.get()
-        if first is None:
-            return []
-        group = [first]
+        """The commits waiting (at least one: blocks until it comes), or [] at shutdown.
+
+        A commit whose caller was cancelled before it started is dropped; the others are
+        marked running, so that a late cancel cannot meet their answer."""
+        group: list[Job] = []
+        while not group:
+            first = self._queue.get()
+            if first is None:
+                return []
+            if first[1].set_running_or_notify_cancel():
+                group.append(first)
         while len(group) < MAX_GROUP:
             try:
                 item = self._queue.get_nowait()
@@ -468,7 +474,8 @@ class SqliteStorage:
             if item is None:
                 self._queue.put(None)
                 break
-            group.append(item)
+            if item[1].set_running_or_notify_cancel():
+                group.append(item)
         return group
 
     def _run_group(self, conn: sqlite3.Connection, group: list[Job]) -> None:

@@ -350,3 +350,22 @@ def test_export_batches_show_each_resource_as_it_was_at_the_mark(store):
     changed = [i for i in ("o0", "o1", "o2", "o3")
                if store.vread("Observation", i, 1).last_updated_ms > since - 1]
     assert "o3" in changed and [r["id"] for r in walk(since_ms=since - 1)] == changed
+
+
+def test_commits_whose_callers_give_up_leave_the_store_working(store):
+    """A caller cancelled while its commit waits or runs (a client gone, a shutdown): the
+    store goes on answering the others, and each cancelled commit is whole or absent."""
+
+    async def give_up_on_many() -> list[bool]:
+        tasks = [asyncio.create_task(store.storage.put_record("k", str(n), b"v"))
+                 for n in range(200)]
+        await asyncio.sleep(0)
+        for task in tasks[::2]:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return await asyncio.wait_for(asyncio.gather(*(
+            store.storage.put_record("after", str(n), b"v") for n in range(20))), 10)
+
+    assert all(store.runner.run(give_up_on_many()))
+    kept = {record.key for record in store.list_records("k")}
+    assert {str(n) for n in range(1, 200, 2)} <= kept
