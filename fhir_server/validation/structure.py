@@ -2,8 +2,9 @@
 
 Checks element names, cardinality, JSON types, choice types, primitive formats (the spec's
 regexes), required elements, primitive ``_name`` companions, contained resources, extension
-shape (ext-1), empty values (ele-1) and reference syntax. Rules come from the generated table
-``r4_structure.json`` (``scripts/generate_structure.py``); profiles and invariants come later.
+shape (ext-1), empty values (ele-1), reference syntax, and coded values against the core
+bindings and CodeSystems (``bindings.py``). Rules come from the generated table
+``r4_structure.json`` (``scripts/generate_structure.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import orjson
 
 from fhir_server.outcome import Issue
 from fhir_server.types import Resource
+from fhir_server.validation.bindings import Binding, CoreTerminology, core_terminology
 
 INT32 = (-(2**31), 2**31 - 1)
 INT_RANGES = {"integer": INT32, "positiveInt": (1, INT32[1]), "unsignedInt": (0, INT32[1])}
@@ -107,8 +109,10 @@ def r4_table() -> StructureTable:
 class StructureValidator:
     """Validates a parsed resource against the R4 structure; returns issues, never raises."""
 
-    def __init__(self, table: StructureTable | None = None) -> None:
+    def __init__(self, table: StructureTable | None = None,
+                 terminology: CoreTerminology | None = None) -> None:
         self.table = table or r4_table()
+        self.terminology = terminology or core_terminology()
 
     def validate(self, resource: Any, expected_type: str | None = None) -> list[Issue]:
         issues: list[Issue] = []
@@ -144,10 +148,13 @@ class StructureValidator:
                                 path[:200]))
             return
         elements = rules.elements
+        bound = self.terminology.of_type(type_code)
         for key, value in obj.items():
             element = elements.get(key)
             if element is not None:
                 self._property(key, value, element, obj.get("_" + key), path, issues)
+                if key in bound:
+                    self._bound(bound[key], key, value, element.type, path, issues)
             elif key == "resourceType" and type_code in self.table.resources:
                 continue
             elif key.startswith("_") and key[1:] in elements:
@@ -166,6 +173,8 @@ class StructureValidator:
                                     f"for {base}[x]", f"{path}.{present[1]}"))
         if type_code == "Extension":
             self._extension(obj, path, issues)
+        elif type_code == "Coding":
+            self.terminology.check_coding(obj, path, issues)
         elif type_code == "Reference":
             self._reference(obj.get("reference"), path, issues)
 
@@ -190,6 +199,15 @@ class StructureValidator:
         for index, item in enumerate(value):
             has_extra = index < len(extras) and extras[index] is not None
             self._value(item, element.type, f"{here}[{index}]", has_extra, issues)
+
+    def _bound(self, binding: Binding, key: str, value: Any, type_code: str, path: str,
+               issues: list[Issue]) -> None:
+        here = f"{path}.{key}"
+        if not isinstance(value, list):
+            self.terminology.check_bound(value, type_code, binding, here, issues)
+            return
+        for index, item in enumerate(value):
+            self.terminology.check_bound(item, type_code, binding, f"{here}[{index}]", issues)
 
     def _value(self, value: Any, type_code: str, path: str, has_companion: bool,
                issues: list[Issue]) -> None:
