@@ -20,6 +20,7 @@ import orjson
 from fhir_server.outcome import Issue
 from fhir_server.types import Resource
 from fhir_server.validation.bindings import Binding, CoreTerminology, core_terminology
+from fhir_server.validation.narrative import check_narrative
 
 INT32 = (-(2**31), 2**31 - 1)
 INT_RANGES = {"integer": INT32, "positiveInt": (1, INT32[1]), "unsignedInt": (0, INT32[1])}
@@ -247,8 +248,7 @@ class StructureValidator:
                 issues.append(Issue("value", f"A {code} may not exceed 1 MB "
                                     f"({len(value):,} characters)", path))
             elif code == "xhtml":
-                if not value.startswith("<div") or not value.rstrip().endswith("</div>"):
-                    issues.append(Issue("value", "Narrative must be an xhtml <div>", path))
+                issues += check_narrative(value, path)
             elif code == "base64Binary":
                 compact = WHITESPACE.sub("", value)
                 if len(compact) % 4 or not BASE64.fullmatch(compact):

@@ -6,12 +6,13 @@ import time
 
 from support import PACKAGE_SIZE
 
+DIV = '<div xmlns="http://www.w3.org/1999/xhtml">x</div>'
+
 
 def seed(client, n: int = 5) -> None:
     for i in range(n):
         client.put(f"/Patient/p{i}", json={"resourceType": "Patient", "id": f"p{i}",
-                                           "text": {"status": "generated",
-                                                    "div": "<div>x</div>"},
+                                           "text": {"status": "generated", "div": DIV},
                                            "active": True, "gender": "male"})
 
 

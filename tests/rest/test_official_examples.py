@@ -25,6 +25,11 @@ KNOWN_INVALID = {
     "ImplementationGuide-fhir.json":  # refers to that SearchParameter by its too long id
         "ImplementationGuide.manifest.resource[11904].reference.reference",
     "Questionnaire-qs1.json": "Questionnaire.item[0].item[0].linkId",  # linkId is 1..1
+    # txt-2: a narrative of whitespace only (the HL7 validator refuses them too)
+    "ActivityDefinition-blood-tubes-supply.json": "ActivityDefinition.text.div",
+    "ActivityDefinition-heart-valve-replacement.json": "ActivityDefinition.text.div",
+    "EventDefinition-example.json": "EventDefinition.text.div",
+    "Questionnaire-zika-virus-exposure-assessment.json": "Questionnaire.text.div",
 }
 MISSING_BASE = "SearchParameter.base"  # a few extension SearchParameters lack the required base
 
@@ -73,7 +78,7 @@ def test_every_official_example_round_trips(shared_client):
                 assert stored["meta"][key] == value
     for name, expression in refused.items():
         assert expression == KNOWN_INVALID.get(name, MISSING_BASE), name
-    assert len(refused) <= 13
+    assert len(refused) <= 17
 
 
 def _stored(types: tuple[str, ...]) -> list[dict]:
