@@ -125,11 +125,7 @@ def _validate(args: argparse.Namespace) -> int:
             print(f"{name}: {error}")
             failed += 1
             continue
-        resources = [document]
-        if isinstance(document, dict) and document.get("resourceType") == "Bundle":
-            resources = [e.get("resource") for e in document.get("entry") or []
-                         if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
-        issues = [i for r in resources for i in check_resource(checks, r, None, args.profile)]
+        issues = check_resource(checks, document, None, args.profile)  # a Bundle as a Bundle
         failed += has_errors(issues)
         verdict = "errors" if has_errors(issues) else "valid"
         print(f"{name}: {verdict}")

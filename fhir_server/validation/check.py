@@ -1,9 +1,10 @@
-"""All checks of a resource in one call: R4 structure, then the alliance business rules."""
+"""All checks of a resource in one call: R4 structure, then the alliance business rules
+(for a Bundle, its entries' rules too)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fhir_server.outcome import Issue, has_errors
 from fhir_server.types import Resource
@@ -34,13 +35,40 @@ class Checks:
 
     def rules(self, resource: Resource, profiles: Iterable[str] = ()) -> list[Issue]:
         """Business rules, alliance extensions and profiles (claimed ones and ``profiles``)
-        (422 when broken)."""
+        (422 when broken). A Bundle's entries are checked too, each against those of
+        ``profiles`` made for its type."""
         issues = business_rules(resource)
         if self.extensions is not None:
             issues += self.extensions.validate(resource)
-        if self.profiles is not None:
-            issues += self.profiles.validate(resource, profiles)
+        if resource.get("resourceType") != "Bundle":
+            return issues + self._profiled(resource, profiles)
+        issues += self._profiled(resource, self._of_type(profiles, "Bundle", True))
+        for index, entry in enumerate(resource.get("entry") or []):
+            inner = entry.get("resource") if isinstance(entry, dict) else None
+            if isinstance(inner, dict):
+                rtype = inner.get("resourceType")
+                issues += [_within(i, rtype, f"Bundle.entry[{index}].resource")
+                           for i in self.rules(inner, self._of_type(profiles, rtype, False))]
         return issues
+
+    def _profiled(self, resource: Resource, profiles: Iterable[str]) -> list[Issue]:
+        return self.profiles.validate(resource, profiles) if self.profiles is not None else []
+
+    def _of_type(self, profiles: Iterable[str], rtype: object, unknown: bool) -> list[str]:
+        """The profiles made for a type (and, if ``unknown``, those not known here)."""
+        known = self.profiles.profiles if self.profiles is not None else {}
+        return [url for url in profiles
+                if (known[url].type == rtype if url in known else unknown)]
+
+
+def _within(issue: Issue, resource_type: object, where: str) -> Issue:
+    """An entry's issue, its expression told from the Bundle."""
+    expression = issue.expression or ""
+    if isinstance(resource_type, str) and expression.startswith(resource_type):
+        expression = where + expression[len(resource_type):]
+    else:
+        expression = f"{where}.{expression}" if expression else where
+    return replace(issue, expression=expression)
 
 
 def check_resource(checks: Checks, resource: Resource, resource_type: str | None = None,

@@ -20,6 +20,7 @@ import orjson
 from fhir_server.outcome import Issue
 from fhir_server.types import Resource
 from fhir_server.validation.bindings import Binding, CoreTerminology, core_terminology
+from fhir_server.validation.bundle import bundle_rules
 from fhir_server.validation.narrative import check_narrative
 
 INT32 = (-(2**31), 2**31 - 1)
@@ -135,6 +136,8 @@ class StructureValidator:
         if rid is not None and not (isinstance(rid, str) and ID.fullmatch(rid)):
             issues.append(Issue("value", f"Invalid id {_shown(rid)}", f"{path}.id"))
         self._object(obj, rtype, path, issues)
+        if rtype == "Bundle":
+            issues += bundle_rules(obj, path)
 
     def _object(self, obj: Resource, type_code: str, path: str, issues: list[Issue]) -> None:
         rules = self.table.rules(type_code)

@@ -30,6 +30,11 @@ KNOWN_INVALID = {
     "ActivityDefinition-heart-valve-replacement.json": "ActivityDefinition.text.div",
     "EventDefinition-example.json": "EventDefinition.text.div",
     "Questionnaire-zika-virus-exposure-assessment.json": "Questionnaire.text.div",
+    # a fullUrl naming another id than its entry's resource (the HL7 validator: error)
+    "Bundle-10bb101f-a121-4264-a920-67be9cb82c74.json": "Bundle.entry[2].fullUrl",
+    "Bundle-3a0707d3-549e-4467-b8b8-5a2ab3800efe.json": "Bundle.entry[3].fullUrl",
+    "Bundle-lri-example.json": "Bundle.entry[1].fullUrl",
+    "Bundle-dataelements.json": "Bundle.entry[6769].fullUrl",  # bdl-7: a fullUrl repeated
 }
 MISSING_BASE = "SearchParameter.base"  # a few extension SearchParameters lack the required base
 
@@ -67,7 +72,8 @@ def test_every_official_example_round_trips(shared_client):
         response = shared_client.put(url, content=path.read_bytes(),
                                      headers={"content-type": "application/fhir+json"})
         if response.status_code == 400:
-            refused[path.name] = response.json()["issue"][0]["expression"][0]
+            refused[path.name] = next(i for i in response.json()["issue"]
+                                      if i["severity"] == "error")["expression"][0]
             continue
         assert response.status_code in (200, 201), (path.name, response.text)
         stored = shared_client.get(url).json()
@@ -78,7 +84,7 @@ def test_every_official_example_round_trips(shared_client):
                 assert stored["meta"][key] == value
     for name, expression in refused.items():
         assert expression == KNOWN_INVALID.get(name, MISSING_BASE), name
-    assert len(refused) <= 17
+    assert len(refused) <= 21
 
 
 def _stored(types: tuple[str, ...]) -> list[dict]:

@@ -3,7 +3,9 @@
 ``POST [base]/[type]/$validate`` (and ``…/[type]/[id]/$validate``) with the resource, or a
 Parameters resource holding ``resource`` (and ``mode``), answers 200 with an
 OperationOutcome: every structure and business-rule issue, or one informational issue when
-the resource is valid. ``mode=delete`` checks that the resource exists. Nothing is stored.
+the resource is valid. Any R4 resource type can be validated at type level, stored here or
+not (Bundle as a Bundle, Parameters, …); ``mode=delete`` checks that the resource exists.
+Nothing is stored.
 """
 
 from __future__ import annotations
@@ -16,12 +18,17 @@ from fhir_server.rest.negotiation import check_content_type
 from fhir_server.rest.render import json_response
 from fhir_server.rest.request import FhirRequest, FhirResponse
 from fhir_server.types import Resource
+from fhir_server.validation.structure import r4_table
 
 MODES = ("create", "update", "delete")
 
 
-def _unwrap(body: Resource) -> tuple[Resource | None, str | None]:
-    if body.get("resourceType") != "Parameters":
+def _unwrap(body: Resource, rtype: str) -> tuple[Resource | None, str | None]:
+    """The resource and mode of a Parameters wrapper (a Parameters to validate as such has
+    no ``resource`` parameter), or the body itself."""
+    parameters = body.get("parameter") if body.get("resourceType") == "Parameters" else None
+    if parameters is None or (rtype == "Parameters" and not any(
+            isinstance(p, dict) and p.get("name") == "resource" for p in parameters)):
         return body, None
     resource, mode = None, None
     for parameter in body.get("parameter") or []:
@@ -34,14 +41,15 @@ def _unwrap(body: Resource) -> tuple[Resource | None, str | None]:
 
 async def validate(ctx: Context, request: FhirRequest, args: dict[str, str]) -> FhirResponse:
     rtype = args["type"]
-    ctx.service.check_type(rtype)
+    if "id" in args or rtype not in r4_table().resources:
+        ctx.service.check_type(rtype)
     check_content_type(request)
-    resource, mode = (_unwrap(await parse_resource(request.body, ctx.settings.max_depth))
+    resource, mode = (_unwrap(await parse_resource(request.body, ctx.settings.max_depth), rtype)
                       if request.body.strip() else (None, None))
     mode = request.param("mode") or mode or ("update" if "id" in args else "create")
     if mode not in MODES:
         raise FhirError(f"mode must be one of {', '.join(MODES)}", "mode")
-    if mode == "delete":
+    if mode == "delete":  # the read checks that the type is served
         await ctx.service.read(rtype, args.get("id", ""))
         return json_response(200, dumps(information("The resource may be deleted")), request)
     if not isinstance(resource, dict):
