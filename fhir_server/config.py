@@ -50,7 +50,7 @@ class Settings:
     export_file_bytes: int = 256 * 1024 * 1024  # an output file is closed beyond this size
     export_expiry: int = 24 * 3600  # seconds a finished export and its files are kept
     export_max_jobs: int = 4  # exports running at once; beyond: 429
-    export_batch: int = 5000  # resources read per step of an export (its memory)
+    export_batch: int = 1000  # resources read per step of an export (its memory)
 
     def __post_init__(self) -> None:
         if self.auth not in AUTH_MODES:

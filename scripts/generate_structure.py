@@ -4,12 +4,18 @@ The table is what the structure validator and the ``_summary`` filter read at st
 
     {"primitives": {code: {"json": "string|boolean|integer|number", "regex": str|None}},
      "resources": [names],
-     "types": {key: {name: [type codes, min, max, summary, choice base or ""]}}}
+     "types": {key: {name: [type codes, min, max, summary, choice base or ""]}},
+     "invariants": {key: [[element name or "", constraint key, severity, human, expression]]}}
 
 A key is a type name (``Patient``, ``HumanName``) or the path of a backbone element
 (``Patient.contact``); a type code of a backbone element is ``#`` plus its key. Choice
 elements are expanded to their JSON names (``valueQuantity``) with one type each; ``max`` is
--1 for ``*``. Run: ``python scripts/generate_structure.py`` (fetches the npm package once).
+-1 for ``*``. An invariant is listed under the type or backbone element holding it, with the
+element's name when it is on one of its elements (``ElementDefinition.max``); those the
+validator checks in code are left out: ele-1 and ext-1 (structure), txt-1 and txt-2
+(``narrative.py``), bdl-* (``bundle.py``); so are best-practice guidelines (dom-6: a
+resource should have narrative), which are advice, not rules.
+Run: ``python scripts/generate_structure.py`` (fetches the npm package once).
 """
 
 from __future__ import annotations
@@ -96,6 +102,33 @@ def _structures(definitions: list[dict]) -> dict:
     return types
 
 
+IN_CODE = ("ele-1", "ext-1", "txt-1", "txt-2")
+BEST_PRACTICE = "http://hl7.org/fhir/StructureDefinition/elementdefinition-bestpractice"
+
+
+def _invariants(definitions: list[dict], types: dict) -> dict[str, list[list[str]]]:
+    table: dict[str, list[list[str]]] = {}
+    for sd in definitions:
+        if sd["kind"] == "primitive-type" or sd.get("derivation") == "constraint":
+            continue
+        root = sd["type"]
+        for element in sd["snapshot"]["element"]:
+            path = element["path"]
+            key, name = (path, "") if path == root or path in types else path.rsplit(".", 1)
+            key = root if key == root else key
+            for rule in element.get("constraint", []):
+                if rule["key"] in IN_CODE or rule["key"].startswith("bdl-") \
+                        or "expression" not in rule or any(
+                            e.get("url") == BEST_PRACTICE and e.get("valueBoolean")
+                            for e in rule.get("extension", [])):
+                    continue
+                entry = [name.removesuffix("[x]"), rule["key"], rule["severity"],
+                         rule["human"], rule["expression"]]
+                if entry not in table.setdefault(key, []):
+                    table[key].append(entry)
+    return table
+
+
 def main() -> None:
     type_defs = list(r4_package.bundle_resources("Bundle-types.json"))
     resource_defs = [
@@ -106,11 +139,13 @@ def main() -> None:
         sd["id"] for sd in resource_defs
         if sd["kind"] == "resource" and not sd.get("abstract")
     )
+    types = _structures(type_defs + resource_defs)
     table = {
         "fhirVersion": "4.0.1",
         "primitives": _primitives(type_defs),
         "resources": resources,
-        "types": _structures(type_defs + resource_defs),
+        "types": types,
+        "invariants": _invariants(type_defs + resource_defs, types),
     }
     OUT.write_bytes(orjson.dumps(table, option=orjson.OPT_SORT_KEYS) + b"\n")
     print(f"wrote {OUT} ({OUT.stat().st_size // 1024} KiB, {len(table['types'])} types)")

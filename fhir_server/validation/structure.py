@@ -21,6 +21,7 @@ from fhir_server.outcome import Issue
 from fhir_server.types import Resource
 from fhir_server.validation.bindings import Binding, CoreTerminology, core_terminology
 from fhir_server.validation.bundle import bundle_rules
+from fhir_server.validation.invariants import Invariants
 from fhir_server.validation.narrative import check_narrative
 
 INT32 = (-(2**31), 2**31 - 1)
@@ -31,6 +32,9 @@ BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")  # linear; the spec's regex backtra
 WHITESPACE = re.compile(r"\s+")
 MAX_DEPTH = 64  # elements deep; real resources stay far below, attackers do not
 MAX_STRING = 1024 * 1024  # "Strings SHALL NOT exceed 1MB in size" (R4 datatypes)
+
+
+Scope = tuple[Resource, Resource]  # the resource an element is in, and the outermost one
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +87,7 @@ class StructureTable:
             for code, p in raw["primitives"].items()
         }
         self.types = {key: self._rules(elements) for key, elements in raw["types"].items()}
+        self.invariants: dict[str, list[list[str]]] = raw.get("invariants", {})
 
     @staticmethod
     def _rules(raw: dict[str, list[Any]]) -> TypeRules:
@@ -97,8 +102,19 @@ class StructureTable:
         required = sorted({e.choice or n for n, e in elements.items() if e.min >= 1})
         return TypeRules(elements, tuple(required), {k: tuple(v) for k, v in choices.items()})
 
+    def compiled_invariants(self) -> Invariants:
+        choices = frozenset(e.choice for rules in self.types.values()
+                            for e in rules.elements.values() if e.choice)
+        return Invariants(self.invariants, choices)
+
     def rules(self, type_code: str) -> TypeRules | None:
         return self.types.get(type_code.removeprefix("#"))
+
+
+@cache
+def core_invariants() -> Invariants:
+    """The R4 invariants of the shipped table, compiled once per process."""
+    return r4_table().compiled_invariants()
 
 
 @cache
@@ -115,16 +131,18 @@ class StructureValidator:
                  terminology: CoreTerminology | None = None) -> None:
         self.table = table or r4_table()
         self.terminology = terminology or core_terminology()
+        self.invariants = core_invariants() if table is None else table.compiled_invariants()
 
     def validate(self, resource: Any, expected_type: str | None = None) -> list[Issue]:
         issues: list[Issue] = []
         if not isinstance(resource, dict):
             return [Issue("structure", "A resource must be a JSON object", None)]
-        self._resource(resource, expected_type, resource.get("resourceType", "Resource"), issues)
+        self._resource(resource, expected_type, resource.get("resourceType", "Resource"), issues,
+                       resource)
         return issues
 
     def _resource(self, obj: Resource, expected: str | None, path: str,
-                  issues: list[Issue]) -> None:
+                  issues: list[Issue], root: Resource) -> None:
         rtype = obj.get("resourceType")
         if not isinstance(rtype, str) or rtype not in self.table.resources:
             issues.append(Issue("structure", f"Unknown resourceType {rtype!r}", path))
@@ -135,11 +153,12 @@ class StructureValidator:
         rid = obj.get("id")
         if rid is not None and not (isinstance(rid, str) and ID.fullmatch(rid)):
             issues.append(Issue("value", f"Invalid id {_shown(rid)}", f"{path}.id"))
-        self._object(obj, rtype, path, issues)
+        self._object(obj, rtype, path, issues, (obj, root))
         if rtype == "Bundle":
             issues += bundle_rules(obj, path)
 
-    def _object(self, obj: Resource, type_code: str, path: str, issues: list[Issue]) -> None:
+    def _object(self, obj: Resource, type_code: str, path: str, issues: list[Issue],
+                scope: Scope) -> None:
         rules = self.table.rules(type_code)
         if rules is None:
             issues.append(Issue("structure", f"No definition for type {type_code}", path))
@@ -156,13 +175,14 @@ class StructureValidator:
         for key, value in obj.items():
             element = elements.get(key)
             if element is not None:
-                self._property(key, value, element, obj.get("_" + key), path, issues)
+                self._property(key, value, element, obj.get("_" + key), path, issues, scope)
                 if key in bound:
                     self._bound(bound[key], key, value, element.type, path, issues)
             elif key == "resourceType" and type_code in self.table.resources:
                 continue
             elif key.startswith("_") and key[1:] in elements:
-                self._companion(key, value, elements[key[1:]], obj.get(key[1:]), path, issues)
+                self._companion(key, value, elements[key[1:]], obj.get(key[1:]), path, issues,
+                                scope)
             else:
                 issues.append(Issue("structure", f"Unknown element '{key}'", f"{path}.{key}"))
         for name in rules.required:
@@ -175,6 +195,7 @@ class StructureValidator:
             if len(present) > 1:
                 issues.append(Issue("structure", f"Only one of {', '.join(present)} is allowed "
                                     f"for {base}[x]", f"{path}.{present[1]}"))
+        self.invariants.check(obj, type_code, path, scope[0], scope[1], issues)
         if type_code == "Extension":
             self._extension(obj, path, issues)
         elif type_code == "Coding":
@@ -183,13 +204,13 @@ class StructureValidator:
             self._reference(obj.get("reference"), path, issues)
 
     def _property(self, key: str, value: Any, element: Element, companion: Any, path: str,
-                  issues: list[Issue]) -> None:
+                  issues: list[Issue], scope: Scope) -> None:
         here = f"{path}.{key}"
         if element.max == 1 or element.max == 0:
             if isinstance(value, list):
                 issues.append(Issue("structure", f"'{key}' must not be an array", here))
                 return
-            self._value(value, element.type, here, companion is not None, issues)
+            self._value(value, element.type, here, companion is not None, issues, scope)
             return
         if not isinstance(value, list):
             issues.append(Issue("structure", f"'{key}' must be an array", here))
@@ -202,7 +223,7 @@ class StructureValidator:
         extras = companion if isinstance(companion, list) else []
         for index, item in enumerate(value):
             has_extra = index < len(extras) and extras[index] is not None
-            self._value(item, element.type, f"{here}[{index}]", has_extra, issues)
+            self._value(item, element.type, f"{here}[{index}]", has_extra, issues, scope)
 
     def _bound(self, binding: Binding, key: str, value: Any, type_code: str, path: str,
                issues: list[Issue]) -> None:
@@ -214,7 +235,7 @@ class StructureValidator:
             self.terminology.check_bound(item, type_code, binding, f"{here}[{index}]", issues)
 
     def _value(self, value: Any, type_code: str, path: str, has_companion: bool,
-               issues: list[Issue]) -> None:
+               issues: list[Issue], scope: Scope) -> None:
         primitive = self.table.primitives.get(type_code)
         if primitive is not None:
             if value is None and has_companion:
@@ -223,9 +244,9 @@ class StructureValidator:
         elif not isinstance(value, dict):
             issues.append(Issue("structure", f"Expected a JSON object ({type_code})", path))
         elif type_code == "Resource":
-            self._resource(value, None, path, issues)
+            self._resource(value, None, path, issues, scope[1])
         else:
-            self._object(value, type_code, path, issues)
+            self._object(value, type_code, path, issues, scope)
 
     def _primitive(self, value: Any, code: str, primitive: Primitive, path: str,
                    issues: list[Issue]) -> None:
@@ -261,7 +282,7 @@ class StructureValidator:
                                     f"{_format_hint(code, value)}", path))
 
     def _companion(self, key: str, value: Any, element: Element, base: Any, path: str,
-                   issues: list[Issue]) -> None:
+                   issues: list[Issue], scope: Scope) -> None:
         here = f"{path}.{key}"
         if element.type not in self.table.primitives:
             issues.append(Issue("structure", f"'{key}' is only allowed for primitives", here))
@@ -275,7 +296,7 @@ class StructureValidator:
         for index, item in enumerate(items):
             if item is not None:
                 where = f"{here}[{index}]" if isinstance(value, list) else here
-                self._value(item, "Element", where, False, issues)
+                self._value(item, "Element", where, False, issues, scope)
 
     @staticmethod
     def _extension(obj: Resource, path: str, issues: list[Issue]) -> None:

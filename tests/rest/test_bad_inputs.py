@@ -207,7 +207,7 @@ def test_deep_nesting_is_refused(client):
 
 
 def test_delete_of_referenced_resource_is_a_conflict(client):
-    client.put("/Organization/o1", json={"resourceType": "Organization", "id": "o1"})
+    client.put("/Organization/o1", json={"resourceType": "Organization", "id": "o1", "name": "院"})
     client.put("/Patient/p1", json={"resourceType": "Patient", "id": "p1",
                                     "managingOrganization": {"reference": "Organization/o1"}})
     response = client.delete("/Organization/o1")

@@ -18,7 +18,7 @@ def seed(client, n: int = 5) -> None:
 
 def test_history_levels_and_paging(client):
     seed(client)
-    client.put("/Organization/o", json={"resourceType": "Organization", "id": "o"})
+    client.put("/Organization/o", json={"resourceType": "Organization", "id": "o", "name": "院"})
     system = client.get("/_history").json()
     assert system["type"] == "history" and system["total"] == 6 + PACKAGE_SIZE
     page = client.get("/Patient/_history?_count=2").json()

@@ -27,7 +27,7 @@ def observation(**elements: object) -> dict:
     # a required binding inside a data type and a backbone element
     ({"resourceType": "Patient", "telecom": [{"system": "wechat", "value": "x"}]},
      [("error", "Patient.telecom[0].system")]),
-    ({"resourceType": "Patient", "contact": [{"gender": "f"}]},
+    ({"resourceType": "Patient", "contact": [{"gender": "f", "name": {"text": "李四"}}]},
      [("error", "Patient.contact[0].gender")]),
     # a required binding on a choice element's code form
     ({"resourceType": "Questionnaire", "status": "active",
@@ -56,7 +56,7 @@ def test_coded_values(resource, expected):
 def test_a_required_codeable_concept_needs_a_code():
     resource = {"resourceType": "AllergyIntolerance", "patient": {"reference": "Patient/p"},
                 "clinicalStatus": {"text": "still there"}}
-    issues = VALIDATOR.validate(resource)
+    issues = [i for i in VALIDATOR.validate(resource) if i.severity == "error"]
     assert [(i.severity, i.expression) for i in issues] == [
         ("error", "AllergyIntolerance.clinicalStatus")]
     assert "No code provided" in issues[0].diagnostics

@@ -68,7 +68,7 @@ def test_a_bundle_nested_in_a_bundle_has_its_own_place():
     ("Bundle", bundle("bogus", {"fullUrl": "Patient/p1", "resource": PATIENT}), False),
     ("Parameters", {"resourceType": "Parameters",
                     "parameter": [{"name": "a", "valueString": "x"}]}, True),
-    ("Parameters", {"resourceType": "Parameters", "parameter": [{"name": "a"}]}, True),
+    ("Parameters", {"resourceType": "Parameters", "parameter": [{"name": "a"}]}, False),  # inv-1
     ("Parameters", {"resourceType": "Parameters", "parameter": [{"value": "x"}]}, False),
     ("Encounter", {"resourceType": "Encounter", "status": "arrived",
                    "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
