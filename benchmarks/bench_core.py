@@ -197,7 +197,8 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}/fhir"
     server = start([sys.executable, "-m", "fhir_server", "serve", "--port", str(port),
                     "--storage", f"sqlite:///{db}", "--workers", str(args.workers),
-                    "--log-level", "warning"])
+                    "--log-level", "warning"],
+                   {"FHIR_ALLOW_ANY_EXTENSION": "true"} if args.synthea else None)
     results: dict[str, str] = {}
     try:
         wait_for(f"{base}/metadata", settle=3)

@@ -115,8 +115,10 @@ def _reindex(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    package = AlliancePackage.load(Settings.from_env())
-    checks = Checks.from_package(package.profiles, package.terminology)
+    settings = Settings.from_env()
+    package = AlliancePackage.load(settings)
+    checks = Checks.from_package(package.profiles, package.terminology, (),
+                                 settings.allow_any_extension)
     failed = 0
     for name in args.files:
         try:

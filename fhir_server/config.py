@@ -51,6 +51,7 @@ class Settings:
     export_expiry: int = 24 * 3600  # seconds a finished export and its files are kept
     export_max_jobs: int = 4  # exports running at once; beyond: 429
     export_batch: int = 1000  # resources read per step of an export (its memory)
+    allow_any_extension: bool = False  # extensions defined nowhere known: allowed, not refused
 
     def __post_init__(self) -> None:
         if self.auth not in AUTH_MODES:

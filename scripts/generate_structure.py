@@ -5,7 +5,8 @@ The table is what the structure validator and the ``_summary`` filter read at st
     {"primitives": {code: {"json": "string|boolean|integer|number", "regex": str|None}},
      "resources": [names],
      "types": {key: {name: [type codes, min, max, summary, choice base or ""]}},
-     "invariants": {key: [[element name or "", constraint key, severity, human, expression]]}}
+     "invariants": {key: [[element name or "", constraint key, severity, human, expression]]},
+     "extensions": {url: rule}}
 
 A key is a type name (``Patient``, ``HumanName``) or the path of a backbone element
 (``Patient.contact``); a type code of a backbone element is ``#`` plus its key. Choice
@@ -15,6 +16,8 @@ element's name when it is on one of its elements (``ElementDefinition.max``); th
 validator checks in code are left out: ele-1 and ext-1 (structure), txt-1 and txt-2
 (``narrative.py``), bdl-* (``bundle.py``); so are best-practice guidelines (dom-6: a
 resource should have narrative), which are advice, not rules.
+The R4 core extension definitions are compiled to the rules ``extensions.py`` checks (where
+an extension may stand, its value types, its parts).
 Run: ``python scripts/generate_structure.py`` (fetches the npm package once).
 """
 
@@ -25,6 +28,7 @@ from pathlib import Path
 import orjson
 
 from fhir_server.tools import r4_package
+from fhir_server.validation.extensions import compile_rule, rule_to_json
 
 OUT = Path(__file__).resolve().parent.parent / "fhir_server" / "validation" / "r4_structure.json"
 FHIR_TYPE = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type"
@@ -129,6 +133,21 @@ def _invariants(definitions: list[dict], types: dict) -> dict[str, list[list[str
     return table
 
 
+# R4 erratum: its own definitions put this extension on ElementDefinition.type, not .code
+MORE_CONTEXTS = {"http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type":
+                 ["ElementDefinition.type"]}
+
+
+def _extensions() -> dict[str, list]:
+    table = {}
+    for definition in r4_package.bundle_resources("Bundle-extensions.json"):
+        if definition.get("resourceType") == "StructureDefinition":
+            rule = rule_to_json(compile_rule(definition))
+            rule[0] = sorted({*rule[0], *MORE_CONTEXTS.get(definition["url"], [])})
+            table[definition["url"]] = rule
+    return table
+
+
 def main() -> None:
     type_defs = list(r4_package.bundle_resources("Bundle-types.json"))
     resource_defs = [
@@ -146,6 +165,7 @@ def main() -> None:
         "resources": resources,
         "types": types,
         "invariants": _invariants(type_defs + resource_defs, types),
+        "extensions": _extensions(),
     }
     OUT.write_bytes(orjson.dumps(table, option=orjson.OPT_SORT_KEYS) + b"\n")
     print(f"wrote {OUT} ({OUT.stat().st_size // 1024} KiB, {len(table['types'])} types)")

@@ -88,7 +88,8 @@ class FhirService:
         self.package = AlliancePackage.load(settings)
         self.checks = replace(Checks.from_package(self.package.profiles,
                                                   self.package.terminology,
-                                                  settings.required_profile_types),
+                                                  settings.required_profile_types,
+                                                  settings.allow_any_extension),
                               structure=self.validator)
         self._secret = b""
         self.search_generation = 0

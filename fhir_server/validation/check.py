@@ -25,11 +25,12 @@ class Checks:
 
     @classmethod
     def from_package(cls, profiles: list[Resource], terminology: list[Resource],
-                     require_profiles: Iterable[str] = ()) -> Checks:
+                     require_profiles: Iterable[str] = (),
+                     allow_any_extension: bool = False) -> Checks:
         """The checks of an alliance package: its StructureDefinitions (``profiles``) and
-        the ValueSets of its ``terminology``."""
+        the ValueSets of its ``terminology`` (and, if allowed, extensions defined nowhere)."""
         definitions = [r for r in profiles if r.get("resourceType") == "StructureDefinition"]
-        return cls(StructureValidator(), ExtensionValidator(definitions),
+        return cls(StructureValidator(), ExtensionValidator(definitions, allow_any_extension),
                    ProfileValidator(definitions, value_sets(terminology), require_profiles,
                                     CodingHints(terminology), complete_systems(terminology)))
 

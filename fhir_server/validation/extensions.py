@@ -1,14 +1,20 @@
-"""Alliance extensions checked against their StructureDefinitions (``profiles/``).
+"""Extensions checked against their definitions: the alliance's (``profiles/``) and the R4
+core's (compiled into ``r4_structure.json``).
 
-For every extension whose url names a loaded definition: it must stand where its context
-allows (the resource type or data type it is on), a simple extension must carry a value of
-an allowed type, a complex one its required sub-extensions with allowed value types and no
-value of its own. Rules are compiled once from each definition's snapshot.
+Each extension must stand where its definition's context allows: a type (``Address``), an
+element path (``Patient.contact``, ``Address.line``, on a primitive's ``_line``), any
+element (``Element``) or any resource. A simple extension carries a value of an allowed
+type; a complex one its required parts with allowed value types and no value of its own.
+An extension whose url names no known definition is an error, as the HL7 validator reports
+it, unless the server allows any extension (``FHIR_ALLOW_ANY_EXTENSION``). The walk
+follows the R4 structure table, so every object's type and path are known. Conformance
+resources (StructureDefinition, ValueSet, …) are not walked: the spec's tooling extensions
+stand in them where its tools put them, often outside their declared contexts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +22,16 @@ import orjson
 
 from fhir_server.outcome import Issue
 from fhir_server.types import Resource
+from fhir_server.validation.structure import r4_table
+
+ANY_RESOURCE = frozenset({"Resource", "DomainResource"})
+# Conformance resources carry the spec's tooling extensions wherever its tools put them
+# (the R4 definitions themselves break those extensions' contexts); not checked inside.
+CONFORMANCE = frozenset({
+    "StructureDefinition", "ValueSet", "CodeSystem", "ConceptMap", "OperationDefinition",
+    "SearchParameter", "CapabilityStatement", "ImplementationGuide", "NamingSystem",
+    "CompartmentDefinition", "StructureMap", "GraphDefinition", "MessageDefinition",
+    "TerminologyCapabilities"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +43,7 @@ class ValueRule:
 @dataclass(frozen=True, slots=True)
 class ExtensionRule:
     url: str
-    contexts: frozenset[str]  # resource or data type names; empty: anywhere
+    contexts: frozenset[str]  # types or element paths; empty: anywhere
     value: ValueRule
     parts: dict[str, ValueRule]  # complex extension: sub-extension url -> its value
     required_parts: frozenset[str]
@@ -50,10 +66,24 @@ def compile_rule(definition: Resource) -> ExtensionRule:
             parts[name] = _value_rule(elements, f"{element_id}.value[x]")
             if element.get("min", 0) >= 1:
                 required.add(name)
-    contexts = frozenset(c["expression"].split(".")[0] for c in definition.get("context", []))
+    contexts = frozenset(c["expression"] for c in definition.get("context", []))
     return ExtensionRule(definition["url"], contexts,
                          _value_rule(elements, "Extension.value[x]"), parts,
                          frozenset(required))
+
+
+def rule_to_json(rule: ExtensionRule) -> list[Any]:
+    """A compiled rule as the generated table keeps it."""
+    return [sorted(rule.contexts), sorted(rule.value.types), rule.value.required,
+            {name: [sorted(part.types), part.required] for name, part in rule.parts.items()},
+            sorted(rule.required_parts)]
+
+
+def rule_from_json(url: str, raw: list[Any]) -> ExtensionRule:
+    contexts, types, required, parts, required_parts = raw
+    return ExtensionRule(url, frozenset(contexts), ValueRule(frozenset(types), required),
+                         {n: ValueRule(frozenset(t), r) for n, (t, r) in parts.items()},
+                         frozenset(required_parts))
 
 
 def _types(extension: Resource) -> list[str]:
@@ -65,45 +95,77 @@ def _types(extension: Resource) -> list[str]:
     return []
 
 
-class ExtensionValidator:
-    """Checks the alliance extensions inside a resource."""
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where an object stands: the names an extension's context may give it."""
 
-    def __init__(self, definitions: Iterable[Resource] = ()) -> None:
-        self.rules = {d["url"]: compile_rule(d) for d in definitions
-                      if d.get("type") == "Extension" and "snapshot" in d}
-        self._prefixes = {url.rsplit("/", 1)[0].encode() for url in self.rules}
+    names: frozenset[str]  # its type, its path from the resource, its path in its type
+    path: str  # its path from the resource, without indices (for messages)
+    resource: bool
+
+
+class ExtensionValidator:
+    """Checks every extension inside a resource against the known definitions."""
+
+    def __init__(self, definitions: Iterable[Resource] = (), allow_any: bool = False) -> None:
+        table = r4_table()
+        self.rules = {url: rule_from_json(url, raw) for url, raw in table.extensions.items()}
+        self.rules.update({d["url"]: compile_rule(d) for d in definitions
+                           if d.get("type") == "Extension" and "snapshot" in d})
+        self.allow_any = allow_any
+        self.table = table
 
     def validate(self, resource: Resource) -> list[Issue]:
-        if not self.rules or not any(prefix in orjson.dumps(resource)
-                                     for prefix in self._prefixes):
+        if b'xtension"' not in orjson.dumps(resource):
             return []  # serialising is a few µs; walking every element costs more
-        return [issue for found in self._walk(resource, resource.get("resourceType", ""),
-                                              resource.get("resourceType", ""))
-                for issue in self._check(*found)]
+        issues: list[Issue] = []
+        rtype = resource.get("resourceType", "")
+        if rtype not in CONFORMANCE:
+            self._walk(resource, rtype, Place(frozenset({rtype}), rtype, True), rtype, issues)
+        return issues
 
-    def _walk(self, value: Any, owner: str, path: str) -> Iterator[tuple[Resource, str, str]]:
-        if isinstance(value, dict):
-            if isinstance(value.get("resourceType"), str) and path.count(".") > 0:
-                owner = value["resourceType"]
-            for key, item in value.items():
-                if key in ("extension", "modifierExtension") and isinstance(item, list):
-                    for index, extension in enumerate(item):
-                        if isinstance(extension, dict):
-                            yield extension, owner, f"{path}.{key}[{index}]"
-                elif isinstance(item, dict | list):
-                    yield from self._walk(item, _owner(owner, key, item), f"{path}.{key}")
-        elif isinstance(value, list):
-            for index, item in enumerate(value):
-                yield from self._walk(item, owner, f"{path}[{index}]")
+    def _walk(self, obj: dict[str, Any], type_code: str, place: Place, path: str,
+              issues: list[Issue]) -> None:
+        rules = self.table.rules(type_code)
+        for key, item in obj.items():
+            if key in ("extension", "modifierExtension"):
+                for index, extension in enumerate(item if isinstance(item, list) else []):
+                    if isinstance(extension, dict):
+                        self._check(extension, place, f"{path}.{key}[{index}]", issues)
+                continue
+            name = key[1:] if key.startswith("_") else key
+            element = rules.elements.get(name) if rules else None
+            if element is None:
+                continue
+            items = item if isinstance(item, list) else [item]
+            for index, child in enumerate(items):
+                if not isinstance(child, dict):
+                    continue
+                where = f"{path}.{key}[{index}]" if isinstance(item, list) else f"{path}.{key}"
+                if element.type == "Resource":
+                    rtype = child.get("resourceType", "")
+                    if rtype not in CONFORMANCE:
+                        self._walk(child, rtype, Place(frozenset({rtype}), rtype, True), where,
+                                   issues)
+                    continue
+                rooted = f"{place.path}.{name}"
+                in_type = f"{type_code.removeprefix('#')}.{name}"
+                names = frozenset({element.type.removeprefix("#"), rooted, in_type})
+                child_type = "Element" if key.startswith("_") else element.type
+                self._walk(child, child_type, Place(names, rooted, False), where, issues)
 
-    def _check(self, extension: Resource, owner: str, path: str) -> list[Issue]:
-        rule = self.rules.get(extension.get("url", ""))
+    def _check(self, extension: Resource, place: Place, path: str,
+               issues: list[Issue]) -> None:
+        url = extension.get("url", "")
+        rule = self.rules.get(url)
         if rule is None:
-            return []
-        issues = []
-        if rule.contexts and owner not in rule.contexts:
+            if not self.allow_any and isinstance(url, str):
+                issues.append(Issue("extension", f"The extension {url} could not be found so "
+                                    "is not allowed here / 未知的扩展", path))
+            return
+        if not _fits(rule.contexts, place):
             issues.append(Issue("business-rule", f"The extension {rule.url} is not allowed on "
-                                f"{owner} (only on {', '.join(sorted(rule.contexts))}) / "
+                                f"{place.path} (only on {', '.join(sorted(rule.contexts))}) / "
                                 "扩展使用位置错误", path))
         issues += _check_value(rule.value, extension, rule.url, path)
         if rule.parts:
@@ -116,14 +178,11 @@ class ExtensionValidator:
                 if part_rule is not None:
                     issues += _check_value(part_rule, part, f"{rule.url}#{part['url']}",
                                            f"{path}.extension[{index}]")
-        return issues
 
 
-def _owner(owner: str, key: str, item: Any) -> str:
-    """The data type an element holds, as far as extension contexts care (Address)."""
-    if key == "address":
-        return "Address"
-    return owner
+def _fits(contexts: frozenset[str], place: Place) -> bool:
+    return not contexts or "Element" in contexts or bool(contexts & place.names) or (
+        place.resource and bool(contexts & ANY_RESOURCE))
 
 
 def _check_value(rule: ValueRule, extension: Resource, url: str, path: str) -> list[Issue]:

@@ -88,6 +88,7 @@ class StructureTable:
         }
         self.types = {key: self._rules(elements) for key, elements in raw["types"].items()}
         self.invariants: dict[str, list[list[str]]] = raw.get("invariants", {})
+        self.extensions: dict[str, list[Any]] = raw.get("extensions", {})
 
     @staticmethod
     def _rules(raw: dict[str, list[Any]]) -> TypeRules:

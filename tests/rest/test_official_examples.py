@@ -59,7 +59,7 @@ def _without_meta(resource: dict) -> dict:
 def shared_client(tmp_path_factory: pytest.TempPathFactory):
     db = tmp_path_factory.mktemp("official") / "examples.db"
     settings = Settings(storage=f"sqlite:///{db}", check_references=False,
-                        allow_referenced_delete=True,
+                        allow_referenced_delete=True, allow_any_extension=True,
                         max_body_bytes=64 * 1024 * 1024)  # Bundle-dataelements: 20 MB
     with Client(build_app(settings)) as client:
         yield client

@@ -1,4 +1,5 @@
-"""Alliance extensions checked against their definitions in profiles/."""
+"""Extensions checked against their definitions: the alliance's (profiles/) and the R4
+core's; an extension defined nowhere known is refused unless the server allows any."""
 
 from __future__ import annotations
 
@@ -59,9 +60,49 @@ def test_complex_result_recognition(parts, expected):
         assert where == want_where and want_text in text
 
 
-def test_unknown_extensions_are_left_alone():
-    other = {"resourceType": "Patient", "extension": [{"url": "http://x/y", "valueString": "z"}]}
-    assert issues(other) == []
+def test_unknown_extensions_are_refused_unless_any_is_allowed():
+    other = {"resourceType": "Patient", "name": [{"family": "张", "extension": [
+        {"url": "http://x.cn/y", "valueString": "z"}]}]}
+    assert issues(other) == [("Patient.name[0].extension[0]",
+                              "The extension http://x.cn/y could not be found so is not "
+                              "allowed here")]
+    lenient = ExtensionValidator(AlliancePackage.load(Settings()).of_type(
+        "StructureDefinition"), allow_any=True)
+    assert lenient.validate(other) == []
+
+
+CORE = "http://hl7.org/fhir/StructureDefinition"
+
+
+@pytest.mark.parametrize(("resource", "expected"), [
+    # patient-birthTime: only on Patient.birthDate, as a primitive's extension
+    ({"resourceType": "Patient", "birthDate": "1958-03-14", "_birthDate": {"extension": [
+        {"url": f"{CORE}/patient-birthTime", "valueDateTime": "1958-03-14T08:30:00+08:00"}]}},
+     []),
+    ({"resourceType": "Patient", "name": [{"family": "张", "extension": [
+        {"url": f"{CORE}/patient-birthTime", "valueDateTime": "1958-03-14T08:30:00+08:00"}]}]},
+     [("Patient.name[0].extension[0]", "not allowed on Patient.name")]),
+    ({"resourceType": "Patient", "birthDate": "1958-03-14", "_birthDate": {"extension": [
+        {"url": f"{CORE}/patient-birthTime", "valueString": "早上"}]}},
+     [("Patient._birthDate.extension[0]", "takes a value of type dateTime")]),
+    # an extension allowed on a data type, wherever the type stands
+    ({"resourceType": "Organization", "name": "卫生院", "address": [{"line": ["x"], "extension": [
+        {"url": f"{CORE}/geolocation", "extension": [
+            {"url": "latitude", "valueDecimal": 29.5}, {"url": "longitude",
+                                                        "valueDecimal": 106.5}]}]}]}, []),
+    # allowed on any element
+    ({"resourceType": "Observation", "status": "final", "code": {"text": "x", "extension": [
+        {"url": f"{CORE}/data-absent-reason", "valueCode": "unknown"}]}}, []),
+    # conformance resources carry the spec's tooling extensions unchecked
+    ({"resourceType": "ValueSet", "status": "draft", "extension": [
+        {"url": "http://hl7.org/fhir/StructureDefinition/valueset-definition",
+         "valueString": "x"}]}, []),
+])
+def test_core_extensions_and_their_contexts(resource, expected):
+    found = issues(resource)
+    assert len(found) == len(expected), found
+    for (where, text), (want_where, want_text) in zip(found, expected, strict=True):
+        assert where == want_where and want_text in text
 
 
 def test_write_refuses_a_misused_extension(client):
