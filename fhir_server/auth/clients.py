@@ -18,6 +18,7 @@ import orjson
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from fhir_server import jsonbytes
 from fhir_server.auth.scopes import ScopeError, parse_scopes
 from fhir_server.storage.port import Storage
 
@@ -58,7 +59,7 @@ class Client:
             raise ClientError(f"{self.jwks_url!r} is not an http(s) URL")
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        return jsonbytes.dumps(asdict(self))
 
     @classmethod
     def from_bytes(cls, value: bytes) -> Client:

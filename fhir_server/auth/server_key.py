@@ -6,6 +6,7 @@ from __future__ import annotations
 import orjson
 from joserfc.jwk import ECKey
 
+from fhir_server import jsonbytes
 from fhir_server.storage.port import Storage
 
 KIND, NAME = "server-key", "access-tokens"
@@ -18,7 +19,7 @@ async def server_key(storage: Storage) -> ECKey:
     stored = await storage.get_record(KIND, NAME)
     if stored is None:
         made = ECKey.generate_key("P-256", auto_kid=True)
-        await storage.put_record(KIND, NAME, orjson.dumps(made.as_dict(private=True)),
+        await storage.put_record(KIND, NAME, jsonbytes.dumps(made.as_dict(private=True)),
                                  only_new=True)
         stored = await storage.get_record(KIND, NAME)
         assert stored is not None

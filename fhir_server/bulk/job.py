@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from fhir_server import jsonbytes
 from fhir_server.bulk.request import ExportRequest
 
 KIND = "export-job"
@@ -44,7 +45,7 @@ class Job:
     failure: str = ""
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        return jsonbytes.dumps(asdict(self))
 
     @classmethod
     def from_bytes(cls, value: bytes) -> Job:

@@ -20,8 +20,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-import orjson
-
+from fhir_server import jsonbytes
 from fhir_server.bulk.deidentify import Pseudonyms, deidentify
 from fhir_server.bulk.job import DONE, FAILED, KIND, RUNNING, Job, Output
 from fhir_server.bulk.request import any_of_filters
@@ -206,7 +205,7 @@ class ExportRunner:
         table = r4_table()
         shaped = []
         for content in contents:
-            resource = orjson.loads(content)
+            resource = jsonbytes.loads(content)
             if elements:
                 rtype = resource.get("resourceType")
                 mine = [e for e in elements if "." not in e or e.split(".", 1)[0] == rtype]
@@ -214,7 +213,7 @@ class ExportRunner:
                     resource = select_elements(resource, mine, table)
             if pseudonyms is not None:
                 resource = deidentify(resource, pseudonyms)
-            shaped.append(orjson.dumps(resource))
+            shaped.append(jsonbytes.dumps(resource))
         return shaped
 
     async def _sweep_forever(self) -> None:
@@ -248,7 +247,7 @@ def _write_notes(job: Job, folder: Path) -> None:
     """The request's warnings as the manifest's error file (OperationOutcome lines)."""
     if not job.request.notes:
         return
-    lines = [orjson.dumps({"resourceType": "OperationOutcome", "issue": [
+    lines = [jsonbytes.dumps({"resourceType": "OperationOutcome", "issue": [
         {"severity": "warning", "code": "not-supported", "diagnostics": note}]})
         for note in job.request.notes]
     (folder / NOTES).write_bytes(b"\n".join(lines) + b"\n")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import msgspec
 import orjson
 
+from fhir_server import jsonbytes
 from fhir_server.core.errors import FhirError
 from fhir_server.types import Resource
 
@@ -28,10 +30,14 @@ def parse_json(body: bytes, what: str = "body", max_depth: int = MAX_DEPTH) -> A
     except UnicodeDecodeError as error:
         raise FhirError(f"The request {what} is not valid UTF-8 (byte {error.start})") from None
     try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise FhirError(f"Malformed JSON at line {error.lineno}, column {error.colno}: "
-                        f"{error.msg}") from None
+        value = jsonbytes.loads(body)  # decimals kept as written
+    except msgspec.DecodeError:
+        try:  # orjson tells the line and column
+            orjson.loads(body)
+        except orjson.JSONDecodeError as error:
+            raise FhirError(f"Malformed JSON at line {error.lineno}, column {error.colno}: "
+                            f"{error.msg}") from None
+        raise FhirError("Malformed JSON") from None
     limit = min(max_depth, DEPTH_CEILING)
     if body.count(b"{") + body.count(b"[") > limit:  # else it cannot nest deeper
         check_depth(value, limit, what)
@@ -94,4 +100,4 @@ async def parse_resource(body: bytes, max_depth: int = MAX_DEPTH) -> Resource:
 
 
 def dumps(value: Any, pretty: bool = False) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_INDENT_2 if pretty else 0)
+    return jsonbytes.dumps(value, option=orjson.OPT_INDENT_2 if pretty else 0)

@@ -13,6 +13,7 @@ import hmac
 
 import orjson
 
+from fhir_server import jsonbytes
 from fhir_server.core.errors import FhirError
 from fhir_server.search.plan import Cursor
 
@@ -26,7 +27,7 @@ class PageTokens:
         return base64.urlsafe_b64encode(mac.digest()[:12]).decode().rstrip("=")
 
     def render(self, cursor: Cursor, fingerprint: str) -> str:
-        payload = orjson.dumps([list(cursor.values), cursor.rid, cursor.backwards])
+        payload = jsonbytes.dumps([list(cursor.values), cursor.rid, cursor.backwards])
         body = base64.urlsafe_b64encode(payload).decode().rstrip("=")
         return f"{body}.{self._signature(payload, fingerprint)}"
 
@@ -46,4 +47,4 @@ class PageTokens:
 def fingerprint(types: tuple[str, ...], used: list[tuple[str, str]]) -> str:
     """What a token is bound to: the types and the criteria (paging parameters aside)."""
     kept = sorted((k, v) for k, v in used if k not in ("_count", "_page"))
-    return hashlib.sha256(orjson.dumps([list(types), kept])).hexdigest()[:16]
+    return hashlib.sha256(jsonbytes.dumps([list(types), kept])).hexdigest()[:16]

@@ -20,8 +20,8 @@ from typing import Any
 
 import jsonpatch  # type: ignore[import-untyped]
 import jsonpointer  # type: ignore[import-untyped]
-import orjson
 
+from fhir_server import jsonbytes
 from fhir_server.core.errors import FhirError, PayloadTooLarge, Unprocessable
 from fhir_server.core.jsonio import MAX_DEPTH, parse_json
 from fhir_server.types import Resource
@@ -73,7 +73,7 @@ def apply_json_patch(resource: Resource, operations: Any,
     document into itself doubles it) is refused with 413 instead of filling memory."""
     if not isinstance(operations, list):
         raise FhirError("A JSON Patch body must be a JSON array of operations")
-    budget = max_bytes - len(orjson.dumps(resource))
+    budget = max_bytes - len(jsonbytes.dumps(resource))
     patched: Resource = copy.deepcopy(resource)
     for number, operation in enumerate(operations):
         try:
@@ -94,10 +94,10 @@ def _added_bytes(document: Any, operation: Any) -> int:
     """The serialised size of what one JSON Patch operation adds to ``document``."""
     kind = operation.get("op") if isinstance(operation, dict) else None
     if kind in ("add", "replace"):
-        return len(orjson.dumps(operation.get("value")))
+        return len(jsonbytes.dumps(operation.get("value")))
     if kind == "copy":
         source = operation.get("from")
-        return len(orjson.dumps(jsonpointer.resolve_pointer(document, source)))
+        return len(jsonbytes.dumps(jsonpointer.resolve_pointer(document, source)))
     return 0
 
 

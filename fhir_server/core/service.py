@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 import orjson
 
+from fhir_server import jsonbytes
 from fhir_server.config import Settings
 from fhir_server.core.conditional import Resolution, attempts
 from fhir_server.core.erasure import erasure_record
@@ -105,7 +106,7 @@ class FhirService:
         self.search_registry = registry
         self.search_generation += 1  # documents built from the registry are stale
         self.indexer = Indexer(registry, context)
-        self.storage.use_indexer(lambda content: self.indexer.rows(orjson.loads(content)))
+        self.storage.use_indexer(lambda content: self.indexer.rows(jsonbytes.loads(content)))
         self.searcher = Searcher(self.storage, registry, SearchParser(
             registry, context, self.settings.default_count, self.settings.max_count,
             self.settings.include_limit))
@@ -151,7 +152,7 @@ class FhirService:
         done, after = 0, 0
         while True:
             last, count = await self.storage.reindex_batch(
-                after, batch_size, lambda content: self.indexer.rows(orjson.loads(content)))
+                after, batch_size, lambda content: self.indexer.rows(jsonbytes.loads(content)))
             done += count
             if last is None:
                 return done
@@ -301,7 +302,7 @@ class FhirService:
             if reference in written or not self.registry.is_supported(rtype) or "/" in id:
                 return written.get(reference)
             found = await self.storage.read(rtype, id)
-            return None if found is None or found.deleted else orjson.loads(found.content)
+            return None if found is None or found.deleted else jsonbytes.loads(found.content)
 
         issues = [issue for referral in referrals
                   for issue in await referral_issues(referral, resolve)]
@@ -335,10 +336,10 @@ class FhirService:
         if if_match is not None and current.version != if_match:
             raise PreconditionFailed(f"{resource_type}/{id}: If-Match expects version "
                                      f"{if_match} but the current version is {current.version}")
-        patched = patch(orjson.loads(current.content))
+        patched = patch(jsonbytes.loads(current.content))
         if not isinstance(patched, dict) or patched.get("resourceType") != resource_type:
             raise FhirError("The patch must not change the resourceType", "resourceType")
-        if len(orjson.dumps(patched)) > self.settings.max_body_bytes:
+        if len(jsonbytes.dumps(patched)) > self.settings.max_body_bytes:
             raise PayloadTooLarge(f"The patched resource would exceed "
                                   f"{self.settings.max_body_bytes} bytes", resource_type)
         return self.prepare_update(resource_type, id, patched, current.version, prefix)
@@ -425,7 +426,7 @@ class FhirService:
 
 def _unversioned(content: bytes) -> Resource:
     """A stored resource without the ``meta`` elements the server sets."""
-    resource: Resource = orjson.loads(content)
+    resource: Resource = jsonbytes.loads(content)
     meta = {k: v for k, v in (resource.get("meta") or {}).items()
             if k not in ("versionId", "lastUpdated")}
     resource.pop("meta", None)

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
-
+from fhir_server import jsonbytes
 from fhir_server.core.conditional import Resolution, attempts
 from fhir_server.core.errors import FhirError, PayloadTooLarge
 from fhir_server.core.patch import JSON_PATCH, Patcher, patcher
@@ -106,7 +105,7 @@ def entry_patcher(entry: Entry, max_bytes: int) -> Patcher:
         except ValueError:
             raise FhirError("Binary.data is not base64", f"{entry.where}.resource.data") from None
         return patcher(resource.get("contentType") or JSON_PATCH, data, max_bytes)
-    return patcher("application/fhir+json", orjson.dumps(resource), max_bytes)
+    return patcher("application/fhir+json", jsonbytes.dumps(resource), max_bytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +136,7 @@ class TransactionPlanner:
 
         async def attempt(found: Resolution) -> dict[int, Outcome]:
             for entry, content in originals.items():  # a former attempt rewrote them
-                entry.resource = orjson.loads(content)
+                entry.resource = jsonbytes.loads(content)
             return await self._commit(writes, options, found, originals)
         return await attempts(self.service, attempt)
 
@@ -157,7 +156,7 @@ class TransactionPlanner:
                 await found.resolve_references(entry.resource, entry.where, mapping)
                 await slices.pause()
         if found.held and not originals:  # kept before anything is rewritten, for a retry
-            originals.update((e, orjson.dumps(e.resource)) for e in writes if e.resource)
+            originals.update((e, jsonbytes.dumps(e.resource)) for e in writes if e.resource)
         for entry in writes:
             if entry.resource is not None and entry.method != "PATCH":
                 rewrite_references(entry.resource, mapping)

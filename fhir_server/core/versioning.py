@@ -7,8 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 
-import orjson
-
+from fhir_server import jsonbytes
 from fhir_server.core.errors import FhirError
 from fhir_server.types import Resource
 
@@ -74,6 +73,6 @@ def renderer(resource: Resource) -> Callable[[int, int], bytes]:
         meta["lastUpdated"] = format_instant(last_updated_ms)
         stamped = {"resourceType": resource["resourceType"], "id": resource["id"], "meta": meta}
         stamped.update((k, v) for k, v in resource.items() if k not in stamped)
-        return orjson.dumps(stamped)
+        return jsonbytes.dumps(stamped)
 
     return render

@@ -30,6 +30,7 @@ import orjson
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from fhir_server import jsonbytes
 from fhir_server.storage.port import Storage
 
 access_log = logging.getLogger("fhir_server.access")
@@ -176,7 +177,7 @@ class Observer:
                 self._publishing = True
                 asyncio.get_running_loop().call_later(1.0, self.publish)
         if self.lines is not None:
-            self.lines.write(orjson.dumps({
+            self.lines.write(jsonbytes.dumps({
                 "time": time.time(), "request_id": request_id, "method": method,
                 "interaction": interaction, "type": resource_type, "status": status,
                 "ms": round(seconds * 1000, 3)}))
@@ -190,7 +191,7 @@ class Observer:
                 "groups": self.tallies["groups"]}
         temporary = self.shared / (self._own_file + ".tmp")
         with contextlib.suppress(OSError):  # the folder went away: scrapes miss this worker
-            temporary.write_bytes(orjson.dumps(data))
+            temporary.write_bytes(jsonbytes.dumps(data))
             temporary.replace(self.shared / self._own_file)
 
     def seen(self) -> Iterator[Tallies]:

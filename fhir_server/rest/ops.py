@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-import orjson
-
+from fhir_server import jsonbytes
 from fhir_server.core.service import FhirService
 from fhir_server.rest.observe import Observer
 from fhir_server.rest.request import FhirRequest, FhirResponse
@@ -19,7 +18,7 @@ OPS_PATHS = ("/health/live", "/health/ready", "/metrics")
 
 
 def _json(status: int, body: dict[str, object]) -> FhirResponse:
-    return FhirResponse(status, orjson.dumps(body), [JSON, ("cache-control", "no-store")])
+    return FhirResponse(status, jsonbytes.dumps(body), [JSON, ("cache-control", "no-store")])
 
 
 class Operations:

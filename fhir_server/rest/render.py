@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 import orjson
 
+from fhir_server import jsonbytes
 from fhir_server.core.errors import FhirError
 from fhir_server.core.summary import select_elements, summarize
 from fhir_server.core.versioning import etag, http_date
@@ -19,13 +20,13 @@ from fhir_server.validation.structure import StructureTable, r4_table
 def json_response(status: int, body: bytes, request: FhirRequest | None = None,
                   headers: list[tuple[str, str]] | None = None) -> FhirResponse:
     if request is not None and is_pretty(request):
-        body = orjson.dumps(orjson.loads(body), option=orjson.OPT_INDENT_2)
+        body = jsonbytes.dumps(jsonbytes.loads(body), option=orjson.OPT_INDENT_2)
     return FhirResponse(status, body, [("content-type", CONTENT_TYPE), *(headers or [])])
 
 
 def outcome_response(status: int, issues: list[Issue],
                      request: FhirRequest | None = None) -> FhirResponse:
-    return json_response(status, orjson.dumps(operation_outcome(issues)), request)
+    return json_response(status, jsonbytes.dumps(operation_outcome(issues)), request)
 
 
 def error_response(error: FhirError) -> FhirResponse:
@@ -40,13 +41,13 @@ def shape(content: bytes, request: FhirRequest, table: StructureTable | None = N
     summary, elements = request.param("_summary"), request.param("_elements")
     if (summary is None or summary == "false") and not elements:
         return content
-    resource = orjson.loads(content)
+    resource = jsonbytes.loads(content)
     table = table or r4_table()
     if summary is not None:
         resource = summarize(resource, summary, table)
     if elements:
         resource = select_elements(resource, elements.split(","), table)
-    return orjson.dumps(resource)
+    return jsonbytes.dumps(resource)
 
 
 def version_headers(stored: StoredVersion, request: FhirRequest,
@@ -69,21 +70,22 @@ def resource_response(request: FhirRequest, stored: StoredVersion, status: int =
     if wanted == "operationoutcome":
         issue = Issue("informational", f"{stored.resource_type}/{stored.id} version "
                       f"{stored.version} stored", severity="information")
-        body = orjson.dumps(operation_outcome([issue]))
+        body = jsonbytes.dumps(operation_outcome([issue]))
         return FhirResponse(status, body, [("content-type", CONTENT_TYPE), *headers])
     return json_response(status, shape(stored.content, request), request, headers)
 
 
 def bundle_bytes(header: dict, entries: Iterable[bytes]) -> bytes:
     """A Bundle from its header fields and pre-serialised entry objects (byte splicing)."""
-    head = orjson.dumps(header)
+    head = jsonbytes.dumps(header)
     return head[:-1] + b',"entry":[' + b",".join(entries) + b"]}"
 
 
 def entry_bytes(full_url: str, content: bytes | None, extra: dict) -> bytes:
     """One Bundle.entry: fullUrl, stored resource bytes spliced in, then ``extra`` fields."""
-    parts = [b'{"fullUrl":' + orjson.dumps(full_url)]
+    parts = [b'{"fullUrl":' + jsonbytes.dumps(full_url)]
     if content:
         parts.append(b'"resource":' + content)
-    parts.extend(orjson.dumps(key) + b":" + orjson.dumps(value) for key, value in extra.items())
+    parts.extend(jsonbytes.dumps(key) + b":" + jsonbytes.dumps(value)
+                 for key, value in extra.items())
     return b",".join(parts) + b"}"

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
-import orjson
-
+from fhir_server import jsonbytes
 from fhir_server.audit.events import token_event
 from fhir_server.auth.discovery import JWKS_PATH, TOKEN_PATH, origin, smart_configuration
 from fhir_server.auth.guard import Guard
@@ -48,13 +47,13 @@ class SmartEndpoints:
         return origin(request.base_url, self.ctx.settings.base_path)
 
     async def configuration(self, request: FhirRequest) -> FhirResponse:
-        body = orjson.dumps(smart_configuration(self._server(request)))
+        body = jsonbytes.dumps(smart_configuration(self._server(request)))
         return FhirResponse(200, body, [("content-type", "application/json")])
 
     async def jwks(self, request: FhirRequest) -> FhirResponse:
         assert self.tokens is not None
         key = self.tokens.key.as_dict(private=False)
-        body = orjson.dumps({"keys": [{**key, "use": "sig", "alg": "ES256"}]})
+        body = jsonbytes.dumps({"keys": [{**key, "use": "sig", "alg": "ES256"}]})
         return FhirResponse(200, body, [("content-type", "application/json")])
 
     async def token(self, request: FhirRequest) -> FhirResponse:
@@ -66,11 +65,11 @@ class SmartEndpoints:
             issued = await self.tokens.issue(form, self._server(request) + TOKEN_PATH)
         except OAuthError as error:
             await self._audit(error.client_id, False, error.description, request)
-            body = orjson.dumps({"error": error.error, "error_description": error.description})
+            body = jsonbytes.dumps({"error": error.error, "error_description": error.description})
             return FhirResponse(error.status, body, list(NO_STORE))
         await self._audit(issued.grant.client_id, True,
                           f"access token issued for {issued.grant.scope_text}", request)
-        return FhirResponse(200, orjson.dumps(issued.answer()), list(NO_STORE))
+        return FhirResponse(200, jsonbytes.dumps(issued.answer()), list(NO_STORE))
 
     async def _audit(self, client_id: str, granted: bool, description: str,
                      request: FhirRequest) -> None:

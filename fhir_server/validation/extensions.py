@@ -18,8 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
+from fhir_server import jsonbytes
 from fhir_server.outcome import Issue
 from fhir_server.types import Resource
 from fhir_server.validation.structure import r4_table
@@ -116,7 +115,7 @@ class ExtensionValidator:
         self.table = table
 
     def validate(self, resource: Resource) -> list[Issue]:
-        if b'xtension"' not in orjson.dumps(resource):
+        if b'xtension"' not in jsonbytes.dumps(resource):
             return []  # serialising is a few µs; walking every element costs more
         issues: list[Issue] = []
         rtype = resource.get("resourceType", "")

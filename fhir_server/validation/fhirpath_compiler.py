@@ -29,6 +29,9 @@ from typing import Any
 import orjson
 from fhirpathpy.parser import parse
 
+from fhir_server import jsonbytes
+from fhir_server.jsonbytes import Decimal
+
 Items = list[Any]
 
 
@@ -183,7 +186,7 @@ def _key(item: Any) -> Any:
     """A hashable stand-in for an item, equal when the items are equal."""
     value = _plain(item)
     if isinstance(value, dict | list):
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        return jsonbytes.dumps(value, option=orjson.OPT_SORT_KEYS)
     return (type(value) is bool, value)
 
 
@@ -519,6 +522,8 @@ def _to_string(env: Env, focus: Items) -> Items:
     value = _plain(focus[0])
     if isinstance(value, bool):
         return ["true" if value else "false"]
+    if isinstance(value, Decimal):
+        return [value.text]  # as written: 1.50 stays 1.50
     return [str(value)] if isinstance(value, str | int | float) else []
 
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import fhirpathpy
-import orjson
 from fhirpathpy.models import models
 
+from fhir_server import jsonbytes
 from fhir_server.outcome import Issue
 from fhir_server.types import Resource
 from fhir_server.validation.hints import CodingHints
@@ -251,11 +251,11 @@ class ProfileValidator:
                                 "超出最大次数", where))
         for value in values:
             if rule.fixed is not None and value != rule.fixed:
-                issues.append(Issue("value", f"{where} must be {orjson.dumps(rule.fixed).decode()}"
-                                    " / 须为固定值", where))
+                fixed = jsonbytes.dumps(rule.fixed).decode()
+                issues.append(Issue("value", f"{where} must be {fixed} / 须为固定值", where))
             if rule.pattern is not None and not _contains(value, rule.pattern):
                 issues.append(Issue("value", f"{where} must match "
-                                    f"{orjson.dumps(rule.pattern).decode()} / 须符合模式值",
+                                    f"{jsonbytes.dumps(rule.pattern).decode()} / 须符合模式值",
                                     where))
             target = _reference_type(value) if rule.targets else None
             if target is not None and target not in rule.targets:

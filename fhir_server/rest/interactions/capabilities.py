@@ -5,9 +5,7 @@ Built from the route table, so it lists exactly what the router answers.
 
 from __future__ import annotations
 
-import orjson
-
-from fhir_server import __version__
+from fhir_server import __version__, jsonbytes
 from fhir_server.auth.discovery import origin, security
 from fhir_server.auth.discovery import smart_configuration as discovery
 from fhir_server.core.errors import NotFound
@@ -101,7 +99,7 @@ async def smart_configuration(ctx: Context, request: FhirRequest,
     if ctx.settings.auth != "smart":
         raise NotFound("Authorization is off (FHIR_AUTH=none): there is no token endpoint")
     server = origin(request.base_url, ctx.settings.base_path)
-    return FhirResponse(200, orjson.dumps(discovery(server)),
+    return FhirResponse(200, jsonbytes.dumps(discovery(server)),
                         [("content-type", "application/json")])
 
 

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from fhir_server import jsonbytes
 from fhir_server.core.errors import FhirError
 from fhir_server.core.jsonio import parse_json_off_loop
 from fhir_server.core.slices import Slices
@@ -39,7 +40,7 @@ def _status(code: int) -> str:
 def _entry_request(entry: Entry, outer: FhirRequest) -> FhirRequest:
     path, _, query = entry.url.partition("?")
     headers = {"content-type": "application/fhir+json"}
-    body = orjson.dumps(entry.resource) if entry.resource is not None else b""
+    body = jsonbytes.dumps(entry.resource) if entry.resource is not None else b""
     if entry.method == "PATCH" and (entry.resource or {}).get("resourceType") == "Binary":
         headers["content-type"] = entry.resource.get("contentType", "")  # type: ignore[union-attr]
         body = base64.b64decode(entry.resource.get("data", ""))  # type: ignore[union-attr]
@@ -65,12 +66,12 @@ def _from_response(response: FhirResponse) -> bytes:
     if "lastModified" in answer:
         moment = parsedate_to_datetime(answer["lastModified"])
         answer["lastModified"] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-    parts = [b'"response":' + orjson.dumps(answer)]
+    parts = [b'"response":' + jsonbytes.dumps(answer)]
     if response.body and response.status < 300:
         parts.insert(0, b'"resource":' + response.body)
     elif response.body:
         answer["outcome"] = orjson.loads(response.body)
-        parts = [b'"response":' + orjson.dumps(answer)]
+        parts = [b'"response":' + jsonbytes.dumps(answer)]
     return b"{" + b",".join(parts) + b"}"
 
 
@@ -78,15 +79,15 @@ def _from_write(outcome: Outcome, base_url: str, representation: bool) -> bytes:
     stored = outcome.stored
     if stored is None or stored.deleted:
         answer = {"status": _status(outcome.status)}
-        return b'{"response":' + orjson.dumps(answer) + b"}"
+        return b'{"response":' + jsonbytes.dumps(answer) + b"}"
     answer = {"status": _status(outcome.status),
               "location": f"{stored.resource_type}/{stored.id}/_history/{stored.version}",
               "etag": etag(stored.version),
               "lastModified": format_instant(stored.last_updated_ms)}
-    head = b'{"fullUrl":' + orjson.dumps(f"{base_url}/{stored.resource_type}/{stored.id}")
+    head = b'{"fullUrl":' + jsonbytes.dumps(f"{base_url}/{stored.resource_type}/{stored.id}")
     if representation:
         head += b',"resource":' + stored.content
-    return head + b',"response":' + orjson.dumps(answer) + b"}"
+    return head + b',"response":' + jsonbytes.dumps(answer) + b"}"
 
 
 async def transaction(ctx: Context, request: FhirRequest, args: dict[str, str]) -> FhirResponse:

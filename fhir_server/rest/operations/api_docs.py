@@ -8,9 +8,9 @@ import html
 from importlib import resources as package_files
 from pathlib import Path
 
-import orjson
 import swagger_ui_bundle
 
+from fhir_server import jsonbytes
 from fhir_server.core.errors import NotFound
 from fhir_server.rest.context import Context
 from fhir_server.rest.interactions.capabilities import capability_statement
@@ -39,7 +39,7 @@ def _web(name: str) -> bytes:
 async def api_docs(ctx: Context, request: FhirRequest, args: dict[str, str]) -> FhirResponse:
     """The OpenAPI document, built once per base URL and search registry."""
     body = ctx.cached(("api-docs", request.base_url, ctx.service.search_generation),
-                      lambda: orjson.dumps(openapi_document(
+                      lambda: jsonbytes.dumps(openapi_document(
                           capability_statement(ctx, request.base_url))))
     return FhirResponse(200, body, [("content-type", "application/json")])
 

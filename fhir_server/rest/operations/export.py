@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import orjson
 
+from fhir_server import jsonbytes
 from fhir_server.audit.events import export_event
 from fhir_server.auth.scopes import Grant
 from fhir_server.bulk.job import DONE, FAILED, Job
@@ -150,7 +151,7 @@ async def export_status(ctx: Context, request: FhirRequest,
         progress = (f"{job.written} resources written; {current} "
                     f"({min(job.part + 1, len(types))} of {len(types)} types)")
         return FhirResponse(202, b"", [("x-progress", progress), ("retry-after", "1")])
-    return json_response(200, orjson.dumps(_manifest(ctx, request, job)), request,
+    return json_response(200, jsonbytes.dumps(_manifest(ctx, request, job)), request,
                          [("expires", _http_date(job.expires_ms))])
 
 
