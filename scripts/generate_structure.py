@@ -23,6 +23,7 @@ Run: ``python scripts/generate_structure.py`` (fetches the npm package once).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -78,31 +79,37 @@ def _element_types(element: dict) -> list[str]:
     return codes
 
 
-def _structures(definitions: list[dict]) -> dict:
-    types: dict[str, dict] = {}
+def _base_elements(definitions: list[dict]) -> Iterator[tuple[str, dict]]:
+    """(type, element) of every element of the base definitions (not primitives, not
+    profiles)."""
     for sd in definitions:
         if sd["kind"] == "primitive-type" or sd.get("derivation") == "constraint":
             continue
-        root = sd["type"]
         for element in sd["snapshot"]["element"]:
-            path = element["path"]
-            if "." not in path:
-                types.setdefault(root, {})
-                continue
-            parent, name = path.rsplit(".", 1)
-            owner = types.setdefault(root if parent == root else parent, {})
-            codes = _element_types(element)
-            if codes and codes[0].startswith("#"):
-                types.setdefault(codes[0][1:], {})
-            max_ = -1 if element["max"] == "*" else int(element["max"])
-            summary = bool(element.get("isSummary"))
-            if name.endswith("[x]"):
-                base = name[:-3]
-                for code in codes:
-                    json_name = base + code[0].upper() + code[1:]
-                    owner[json_name] = [[code], element["min"], max_, summary, base]
-            else:
-                owner[name] = [codes, element["min"], max_, summary, ""]
+            yield sd["type"], element
+
+
+def _structures(definitions: list[dict]) -> dict:
+    types: dict[str, dict] = {}
+    for root, element in _base_elements(definitions):
+        path = element["path"]
+        if "." not in path:
+            types.setdefault(root, {})
+            continue
+        parent, name = path.rsplit(".", 1)
+        owner = types.setdefault(root if parent == root else parent, {})
+        codes = _element_types(element)
+        if codes and codes[0].startswith("#"):
+            types.setdefault(codes[0][1:], {})
+        max_ = -1 if element["max"] == "*" else int(element["max"])
+        summary = bool(element.get("isSummary"))
+        if name.endswith("[x]"):
+            base = name[:-3]
+            for code in codes:
+                json_name = base + code[0].upper() + code[1:]
+                owner[json_name] = [[code], element["min"], max_, summary, base]
+        else:
+            owner[name] = [codes, element["min"], max_, summary, ""]
     return types
 
 
@@ -112,24 +119,20 @@ BEST_PRACTICE = "http://hl7.org/fhir/StructureDefinition/elementdefinition-bestp
 
 def _invariants(definitions: list[dict], types: dict) -> dict[str, list[list[str]]]:
     table: dict[str, list[list[str]]] = {}
-    for sd in definitions:
-        if sd["kind"] == "primitive-type" or sd.get("derivation") == "constraint":
-            continue
-        root = sd["type"]
-        for element in sd["snapshot"]["element"]:
-            path = element["path"]
-            key, name = (path, "") if path == root or path in types else path.rsplit(".", 1)
-            key = root if key == root else key
-            for rule in element.get("constraint", []):
-                if rule["key"] in IN_CODE or rule["key"].startswith("bdl-") \
-                        or "expression" not in rule or any(
-                            e.get("url") == BEST_PRACTICE and e.get("valueBoolean")
-                            for e in rule.get("extension", [])):
-                    continue
-                entry = [name.removesuffix("[x]"), rule["key"], rule["severity"],
-                         rule["human"], rule["expression"]]
-                if entry not in table.setdefault(key, []):
-                    table[key].append(entry)
+    for root, element in _base_elements(definitions):
+        path = element["path"]
+        key, name = (path, "") if path == root or path in types else path.rsplit(".", 1)
+        key = root if key == root else key
+        for rule in element.get("constraint", []):
+            if rule["key"] in IN_CODE or rule["key"].startswith("bdl-") \
+                    or "expression" not in rule or any(
+                        e.get("url") == BEST_PRACTICE and e.get("valueBoolean")
+                        for e in rule.get("extension", [])):
+                continue
+            entry = [name.removesuffix("[x]"), rule["key"], rule["severity"],
+                     rule["human"], rule["expression"]]
+            if entry not in table.setdefault(key, []):
+                table[key].append(entry)
     return table
 
 
