@@ -144,7 +144,7 @@ class TransactionPlanner:
                       found: Resolution, originals: dict[Entry, bytes]) -> dict[int, Outcome]:
         targets: dict[Entry, list[tuple[str, str]]] = {}
         matched: set[Entry] = set()
-        slices = Slices()  # thousands of entries: other requests are answered in between
+        slices = Slices(len(writes))  # many entries: other requests answered in between
         for entry in writes:
             targets[entry], existing = await self._targets(entry, found)
             if existing:

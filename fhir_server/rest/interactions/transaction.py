@@ -118,7 +118,7 @@ async def transaction(ctx: Context, request: FhirRequest, args: dict[str, str]) 
 
 async def _batch(ctx: Context, request: FhirRequest, raw_entries: list) -> FhirResponse:
     out: list[bytes] = []
-    slices = Slices()
+    slices = Slices(len(raw_entries))
     for index, raw in enumerate(raw_entries):
         await slices.pause()
         try:
