@@ -24,6 +24,7 @@ from fhir_server.types import Resource
 from fhir_server.validation.structure import r4_table
 
 ANY_RESOURCE = frozenset({"Resource", "DomainResource"})
+ENTRY = "#Bundle.entry"  # its resource is checked as a resource of its own (check.py)
 # Conformance resources carry the spec's tooling extensions wherever its tools put them
 # (the R4 definitions themselves break those extensions' contexts); not checked inside.
 CONFORMANCE = frozenset({
@@ -143,7 +144,7 @@ class ExtensionValidator:
                 where = f"{path}.{key}[{index}]" if isinstance(item, list) else f"{path}.{key}"
                 if element.type == "Resource":
                     rtype = child.get("resourceType", "")
-                    if rtype not in CONFORMANCE:
+                    if rtype not in CONFORMANCE and type_code != ENTRY:
                         self._walk(child, rtype, Place(frozenset({rtype}), rtype, True), where,
                                    issues)
                     continue

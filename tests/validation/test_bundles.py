@@ -7,6 +7,9 @@ import orjson
 import pytest
 
 from fhir_server.cli import main
+from fhir_server.config import Settings
+from fhir_server.package import AlliancePackage
+from fhir_server.validation.check import Checks, check_resource
 from fhir_server.validation.structure import StructureValidator
 
 VALIDATOR = StructureValidator()
@@ -98,3 +101,12 @@ def test_the_cli_validates_a_bundle_as_a_bundle(tmp_path, capsys):
     path.write_bytes(orjson.dumps(bundle("collection", {"fullUrl": "urn:uuid:1",
                                                         "resource": PATIENT})))
     assert main(["validate", str(path)]) == 0
+
+
+def test_an_entry_is_checked_once():
+    package = AlliancePackage.load(Settings())
+    checks = Checks.from_package(package.profiles, package.terminology)
+    patient = {**PATIENT, "extension": [{"url": "http://x.cn/y", "valueString": "z"}]}
+    found = check_resource(checks, bundle("collection", {"fullUrl": "urn:uuid:1",
+                                                         "resource": patient}))
+    assert [i.expression for i in found] == ["Bundle.entry[0].resource.extension[0]"]
