@@ -176,10 +176,7 @@ def _compare(left: Any, right: Any) -> int | None:
 
 
 def _equal(left: Any, right: Any) -> bool:
-    left, right = _plain(left), _plain(right)
-    if isinstance(left, str) and isinstance(right, str):
-        return left == right
-    return bool(left == right)
+    return bool(_plain(left) == _plain(right))
 
 
 def _key(item: Any) -> Any:
