@@ -2,8 +2,9 @@
 them: each case gets both verdicts (errors or none), judged on the rules both can see.
 
 The bases are official R4 examples of many types; each mutation breaks one kind of rule
-(a code outside a required binding, a malformed primitive, a required element removed, an
-invariant broken, an unknown extension, unsafe narrative, a bad Bundle). The HL7 validator
+(a code outside a required binding, a code its CodeSystem does not have, a malformed
+primitive, a required element removed, two invariants broken (dom-3, per-1), an unknown
+extension, an extension outside its context, unsafe narrative, a bad Bundle). The HL7 validator
 runs offline with no terminology server; findings that need what a lone file cannot have
 (the resources it refers to, a registry of canonical URLs, the policy on example domains)
 are set aside for both.
@@ -53,6 +54,7 @@ OUT_OF_SCOPE = (
     "TerminologyClientContext",  # the HL7 validator failing inside without a terminology server
 )
 UNKNOWN_EXTENSION = "http://fhir.yilianti.cn/StructureDefinition/not-defined"
+OWN_PREFIX = "http://hl7.org/fhir/StructureDefinition/humanname-own-prefix"
 SCRIPT = '<div xmlns="http://www.w3.org/1999/xhtml"><p onclick="steal()">x</p></div>'
 
 
@@ -91,6 +93,31 @@ def _unknown_extension(resource: dict) -> dict | None:
     return {**resource, "extension": [*resource.get("extension", []), extension]}
 
 
+def _extension_out_of_context(resource: dict) -> dict | None:
+    """A core extension whose context is HumanName, put on the resource itself."""
+    extension = {"url": OWN_PREFIX, "valueString": "van"}
+    return {**resource, "extension": [*resource.get("extension", []), extension]}
+
+
+def _unknown_code(resource: dict) -> dict | None:
+    """A tag naming a code its core CodeSystem (complete content) does not have."""
+    tag = {"system": "http://hl7.org/fhir/administrative-gender", "code": "males"}
+    meta = resource.get("meta", {})
+    return {**resource, "meta": {**meta, "tag": [*meta.get("tag", []), tag]}}
+
+
+def _period_backwards(resource: dict) -> dict | None:
+    """per-1: an identifier's period that ends before it starts."""
+    rules = r4_table().rules(resource["resourceType"])
+    if rules is None or "identifier" not in rules.elements:
+        return None
+    identifier = {"system": "urn:oid:2.16.156", "value": "x",
+                  "period": {"start": "2026-02-01", "end": "2026-01-01"}}
+    if rules.elements["identifier"].max == 1:
+        return {**resource, "identifier": identifier}
+    return {**resource, "identifier": [*resource.get("identifier", []), identifier]}
+
+
 def _unsafe_narrative(resource: dict) -> dict | None:
     if resource["resourceType"] in ("Bundle", "Parameters", "Binary"):
         return None
@@ -106,7 +133,9 @@ def _bad_bundle(resource: dict) -> dict | None:
 MUTATIONS: dict[str, Callable[[dict], dict | None]] = {
     "wrong-code": _wrong_code, "wrong-primitive": _wrong_primitive,
     "missing-required": _missing_required, "broken-invariant": _broken_invariant,
-    "unknown-extension": _unknown_extension, "unsafe-narrative": _unsafe_narrative,
+    "unknown-extension": _unknown_extension,
+    "extension-out-of-context": _extension_out_of_context, "unknown-code": _unknown_code,
+    "period-backwards": _period_backwards, "unsafe-narrative": _unsafe_narrative,
     "bad-bundle": _bad_bundle,
 }
 
