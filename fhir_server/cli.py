@@ -17,7 +17,9 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
 from fhir_server import __version__
+from fhir_server.cli_audit import add_audit_commands
 from fhir_server.cli_clients import add_client_commands
+from fhir_server.cli_token import add_token_command
 from fhir_server.config import Settings, SettingsError
 from fhir_server.core.errors import FhirError
 from fhir_server.core.jsonio import dumps, parse_json
@@ -173,6 +175,8 @@ def parser() -> argparse.ArgumentParser:
     rebuild.add_argument("--storage", help="sqlite:///path.db (FHIR_STORAGE)")
     rebuild.set_defaults(run=_reindex)
     add_client_commands(commands)
+    add_token_command(commands)
+    add_audit_commands(commands)
     return root
 
 

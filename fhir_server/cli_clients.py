@@ -13,6 +13,7 @@ import orjson
 
 from fhir_server.app import open_storage
 from fhir_server.auth.clients import Client, ClientError, ClientRegistry
+from fhir_server.auth.jwks import KeysError
 from fhir_server.config import Settings
 
 T = TypeVar("T")
@@ -46,7 +47,7 @@ def _add(args: argparse.Namespace) -> int:
     try:
         client = Client(args.client_id, " ".join(args.scope.split()), **_jwks(args.jwks),
                         deidentified_only=args.deidentified_only)
-    except ClientError as error:
+    except KeysError as error:
         print(f"alliance-fhir: {error}")
         return 2
     _with_registry(args.storage, lambda registry: registry.add(client))

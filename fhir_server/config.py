@@ -46,6 +46,13 @@ class Settings:
     expunge: bool = False  # $expunge: erase a resource and all its versions (PIPL art. 47)
     auth: str = "none"  # "smart": every FHIR endpoint needs a SMART Backend Services token
     token_lifetime: int = 300  # seconds an access token is valid
+    oidc_issuer: str = ""  # users' identity providers (OpenID Connect), comma-separated
+    oidc_jwks_url: str = ""  # their JWKS URLs in the same order; empty: from discovery
+    oidc_audience: str = ""  # the aud users' tokens must carry; empty: not checked
+    dev_tokens: bool = False  # accept user tokens minted by ``alliance-fhir token``
+    default_tier: str = "own-patients"  # a user's tier when their PractitionerRole has none
+    audit_access: bool = True  # with auth on: an AuditEvent for every request
+    audit_retention_days: int = 183  # AuditEvents older are removed by ``audit purge``
     export_dir: str = ""  # $export files, a folder per job; empty: beside the SQLite file
     export_file_bytes: int = 256 * 1024 * 1024  # an output file is closed beyond this size
     export_expiry: int = 24 * 3600  # seconds a finished export and its files are kept
@@ -57,6 +64,9 @@ class Settings:
         if self.auth not in AUTH_MODES:
             raise SettingsError(f"FHIR_AUTH must be one of {', '.join(AUTH_MODES)}, "
                                 f"not {self.auth!r}")
+        if self.default_tier not in TIERS:
+            raise SettingsError(f"FHIR_DEFAULT_TIER must be one of {', '.join(TIERS)}, "
+                                f"not {self.default_tier!r}")
 
     @property
     def required_profile_types(self) -> list[str]:
@@ -105,6 +115,7 @@ class Settings:
 
 
 AUTH_MODES = ("none", "smart")
+TIERS = ("own-patients", "organization", "alliance")
 
 
 class SettingsError(ValueError):

@@ -40,6 +40,16 @@ SIMPLE = {
     "practice-kind": ("执业类型 / Practice kind",
                       "Primary site, multi-site practice (多点执业) or visiting expert (专家坐诊).",
                       ["code"], ["PractitionerRole"]),
+    "access-tier": ("访问层级 / Access tier",
+                    "What a user of this role sees: their own patients, their organisation's "
+                    "or the whole alliance's (CodeSystem access-tier).",
+                    ["code"], ["PractitionerRole"]),
+    "audit-sequence": ("审计链序号 / Audit chain sequence",
+                       "The place of this AuditEvent in the server's audit chain.",
+                       ["integer"], ["AuditEvent"]),
+    "audit-previous-hash": ("审计链前哈希 / Previous link's hash",
+                            "The SHA-256 (hex) of the stored bytes of the AuditEvent before "
+                            "this one in the audit chain.", ["string"], ["AuditEvent"]),
     "retest-reason": ("复查理由 / Re-test reason",
                       "Why the receiving doctor repeats a recognisable result.",
                       ["CodeableConcept"], ["Task"]),

@@ -73,6 +73,16 @@ SYSTEMS: dict[str, tuple[str, str, list[Concept]]] = {
     "alliance-role": ("医联体成员角色", "Alliance role", [
         ("lead", "牵头单位", "Lead institution"), ("member", "成员单位", "Member institution"),
     ]),
+    "access-tier": ("访问层级", "Access tier", [
+        ("own-patients", "本人患者", "Own patients"),
+        ("organization", "本机构患者", "Patients of the organisation"),
+        ("alliance", "全医联体", "The whole alliance"),
+    ]),
+    "admin-role": ("管理员角色（三员分立）", "Administrator role", [
+        ("system-admin", "系统管理员", "System administrator"),
+        ("security-admin", "安全管理员", "Security administrator"),
+        ("audit-admin", "安全审计员", "Audit administrator"),
+    ]),
     "alliance-closeness": ("医联体紧密程度", "Alliance closeness", [
         ("close", "紧密型", "Close alliance"), ("loose", "松散型", "Loose alliance"),
     ]),

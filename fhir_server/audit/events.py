@@ -20,6 +20,8 @@ EXPORT = {"system": DCM, "code": "110106", "display": "Export"}
 REST = {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest",
         "display": "RESTful Operation"}
 SUCCESS, MINOR_FAILURE = "0", "4"
+BTG = {"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "BTG",
+       "display": "break the glass"}
 
 
 def audit_event(kind: dict[str, str], action: str, outcome: str, description: str,
@@ -84,3 +86,22 @@ def export_event(client_id: str, action: str, description: str, job_id: str,
                                   "audit-entity-type", "code": "2"}})
     return audit_event(EXPORT, action, SUCCESS, description,
                        [client_agent(client_id, address), server_agent()], entities)
+
+
+def user_agent(user: str, client_id: str, address: str = "") -> dict[str, Any]:
+    """A user (their PractitionerRole or Practitioner) as the requesting agent."""
+    agent: dict[str, Any] = {"who": {"reference": user}, "altId": client_id or user,
+                             "requestor": True}
+    if address:
+        agent["network"] = {"address": address, "type": "2"}
+    return agent
+
+
+def break_glass_event(user: str, client_id: str, reason: str, what: str,
+                      address: str = "") -> Resource:
+    """A clinician opened the alliance tier for one request (purposeOfUse BTG)."""
+    event = audit_event(REST, "E", SUCCESS, f"break-glass: {reason} ({what})",
+                        [user_agent(user, client_id, address), server_agent()])
+    event["purposeOfEvent"] = [{"coding": [BTG], "text": reason}]
+    event["agent"][0]["purposeOfUse"] = [{"coding": [BTG], "text": reason}]
+    return event

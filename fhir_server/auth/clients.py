@@ -8,30 +8,22 @@ once (it reads the registry on every token request).
 
 from __future__ import annotations
 
-import asyncio
-import time
-import urllib.request
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import orjson
-from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from fhir_server import jsonbytes
+from fhir_server.auth.jwks import JwksCache, KeysError, public_keys
 from fhir_server.auth.scopes import ScopeError, parse_scopes
 from fhir_server.storage.port import Storage
 
 KIND = "smart-client"
-KEY_TYPES = ("RSA", "EC")
-FETCH_TIMEOUT = 5.0
-MAX_JWKS_BYTES = 256 * 1024
-CACHE_SECONDS = 300.0
 MAX_PARSED = 1000
-REFETCH_AFTER = 10.0  # an unknown kid fetches the URL again, at most this often
 
 
-class ClientError(ValueError):
+class ClientError(KeysError):
     """A registration that cannot be kept (its text says why)."""
 
 
@@ -66,40 +58,12 @@ class Client:
         return cls(**orjson.loads(value))
 
 
-def public_keys(jwks: Any) -> KeySet:
-    """The RSA and EC public keys of a JWKS (or of one JWK); ClientError if there are
-    none, or if a private key was given (a client registers public keys only)."""
-    keys = jwks.get("keys") if isinstance(jwks, dict) and "keys" in jwks else [jwks]
-    if not isinstance(keys, list) or not keys:
-        raise ClientError("the JWKS holds no keys")
-    for key in keys:
-        if not isinstance(key, dict) or key.get("kty") not in KEY_TYPES:
-            raise ClientError("every key of the JWKS must be an RSA or EC JWK")
-        if "d" in key:
-            raise ClientError("the JWKS holds a private key: register the public key only")
-    try:
-        return KeySet.import_key_set({"keys": keys})
-    except (JoseError, ValueError, TypeError) as error:
-        raise ClientError(f"the JWKS cannot be read: {error}") from None
-
-
-def _fetch(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT) as answer:
-        body = answer.read(MAX_JWKS_BYTES + 1)
-    if len(body) > MAX_JWKS_BYTES:
-        raise ClientError(f"the JWKS at {url} is larger than {MAX_JWKS_BYTES} bytes")
-    value = orjson.loads(body)
-    if not isinstance(value, dict):
-        raise ClientError(f"{url} does not hold a JWKS")
-    return value
-
-
 class ClientRegistry:
     """The clients in storage, and their keys."""
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
-        self._fetched: dict[str, tuple[float, KeySet]] = {}
+        self._fetched = JwksCache()
         self._parsed: dict[bytes, Client] = {}  # by stored bytes
         self._inline: dict[int, KeySet] = {}  # by id() of a parsed (and kept) Client
 
@@ -129,22 +93,9 @@ class ClientRegistry:
         return await self.storage.delete_record(KIND, client_id)
 
     async def keys(self, client: Client, kid: str | None) -> KeySet:
-        """The client's public keys; a JWKS URL is fetched when not cached, stale, or
-        missing ``kid``. ClientError when it cannot be fetched or read."""
+        """The client's public keys (a JWKS URL fetched as ``JwksCache`` does);
+        KeysError when they cannot be had."""
         if client.jwks is not None:
             inline = self._inline.get(id(client))
             return inline if inline is not None else public_keys(client.jwks)
-        url = str(client.jwks_url)
-        now = time.monotonic()
-        cached = self._fetched.get(url)
-        if cached is not None:
-            age, keys = now - cached[0], cached[1]
-            known = kid is None or any(k.kid == kid for k in keys.keys)
-            if age < CACHE_SECONDS and (known or age < REFETCH_AFTER):
-                return keys
-        try:
-            keys = public_keys(await asyncio.to_thread(_fetch, url))
-        except (OSError, orjson.JSONDecodeError) as error:
-            raise ClientError(f"the JWKS at {url} cannot be fetched: {error}") from None
-        self._fetched[url] = (now, keys)
-        return keys
+        return await self._fetched.keys(str(client.jwks_url), kid)

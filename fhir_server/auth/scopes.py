@@ -1,4 +1,5 @@
-"""SMART system scopes, v1 (``system/Patient.read``) and v2 (``system/Patient.rs``).
+"""SMART scopes, v1 (``system/Patient.read``) and v2 (``system/Patient.rs``): ``system/``
+for backend clients, ``user/`` and ``patient/`` for users' tokens.
 
 A scope grants permissions (c create, r read, u update, d delete, s search) on one
 resource type or on every type (``*``). v1 ``read`` is ``rs``, ``write`` is ``cud``, ``*``
@@ -74,6 +75,16 @@ class Grant:
     scopes: tuple[Scope, ...]
     scope_text: str
     deidentified_only: bool = False
+    user: str = ""  # a user token's fhirUser as ``Type/id``; empty for a backend client
+    patient: str = ""  # the ``patient`` claim ``patient/`` scopes are bound to
+
+    @property
+    def context(self) -> str:
+        """``system`` for a backend client, ``user`` (or ``patient`` when it has only
+        patient scopes) for a user."""
+        if not self.user:
+            return "system"
+        return "user" if any(s.context == "user" for s in self.scopes) else "patient"
 
     def allows(self, permission: str, resource_type: str) -> bool:
         return any(s.allows(permission, resource_type) for s in self.scopes)

@@ -17,7 +17,9 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
-from fhir_server.auth.clients import Client, ClientError, ClientRegistry
+from fhir_server.auth.clients import Client, ClientRegistry
+from fhir_server.auth.jwks import KeysError
+from fhir_server.auth.oidc import TokenRefused, user_grant
 from fhir_server.auth.scopes import Grant, Scope, ScopeError, parse_scopes
 from fhir_server.auth.server_key import ALGORITHM
 from fhir_server.storage.port import Storage
@@ -28,6 +30,7 @@ MAX_ASSERTION_SECONDS = 300  # exp at most five minutes ahead
 SKEW_SECONDS = 60  # clocks differ: an exp this far past is still taken
 REPLAY_KIND = "assertion-jti"
 ISSUER = "alliance-fhir-server"
+DEV_ISSUER = "alliance-fhir-server/dev"  # user tokens minted by ``alliance-fhir token``
 MAX_CACHED = 10_000
 
 
@@ -56,8 +59,9 @@ class TokenService:
     """Issues access tokens to registered clients and verifies them on requests."""
 
     def __init__(self, storage: Storage, key: ECKey, lifetime: int = 300,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, dev_tokens: bool = False) -> None:
         self.storage, self.key, self.lifetime, self.clock = storage, key, lifetime, clock
+        self.dev_tokens = dev_tokens
         self.clients = ClientRegistry(storage)
         self._verified: dict[str, tuple[float, Grant]] = {}
 
@@ -102,7 +106,7 @@ class TokenService:
         try:
             keys = await self.clients.keys(client, kid)
             token = jwt.decode(assertion, keys, algorithms=ASSERTION_ALGORITHMS)
-        except ClientError as error:
+        except KeysError as error:
             raise OAuthError("invalid_client", str(error), 401, client.id) from None
         except JoseError as error:
             raise OAuthError("invalid_client", "the assertion is not signed by a registered "
@@ -154,22 +158,37 @@ class TokenService:
         return asked
 
     def verify(self, token: str) -> Grant | None:
-        """The grant of a valid, unexpired access token of this server, else None."""
+        """The grant of a valid, unexpired access token of this server (a development
+        user token only when they are accepted), else None."""
         now = self.clock()
         cached = self._verified.get(token)
         if cached is not None:
             return cached[1] if cached[0] > now else None
         try:
             claims = jwt.decode(token, self.key, algorithms=[ALGORITHM]).claims
-            scopes = tuple(parse_scopes(str(claims["scope"])))
             expires = float(claims["exp"])
-        except (JoseError, ScopeError, KeyError, ValueError, TypeError):
+            if claims.get("iss") == DEV_ISSUER and self.dev_tokens:
+                grant = user_grant(claims, "alliance-fhir token")
+            elif claims.get("iss") == ISSUER:
+                grant = Grant(str(claims.get("sub")), tuple(parse_scopes(str(claims["scope"]))),
+                              str(claims["scope"]), bool(claims.get("deidentified_only")))
+            else:
+                return None
+        except (JoseError, ScopeError, TokenRefused, KeyError, ValueError, TypeError):
             return None
-        if claims.get("iss") != ISSUER or expires <= now:
+        if expires <= now:
             return None
-        grant = Grant(str(claims.get("sub")), scopes, str(claims["scope"]),
-                      bool(claims.get("deidentified_only")))
         if len(self._verified) >= MAX_CACHED:
             self._verified.clear()
         self._verified[token] = (expires, grant)
         return grant
+
+
+def mint_user_token(key: ECKey, user: str, scope: str, patient: str = "",
+                    lifetime: int = 3600) -> str:
+    """A development user token signed by the server's key (``alliance-fhir token``)."""
+    user_grant({"fhirUser": user, "scope": scope, "patient": patient or None}, "")
+    now = int(time.time())
+    claims = {"iss": DEV_ISSUER, "sub": user, "fhirUser": user, "scope": scope, "iat": now,
+              "exp": now + lifetime, **({"patient": patient} if patient else {})}
+    return jwt.encode({"alg": ALGORITHM, "kid": key.kid}, claims, key, algorithms=[ALGORITHM])

@@ -6,9 +6,10 @@ conditional references; knows neither HTTP nor SQL.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fhir_server.core.errors import FhirError, TooCostly
+from fhir_server.core.gate import current_gate
 from fhir_server.core.paging import PageTokens, fingerprint
 from fhir_server.core.terminology import Terminology
 from fhir_server.search.parse import ParsedSearch, SearchParser
@@ -72,7 +73,12 @@ class Searcher:
         return SearchResult(parsed, page, next_token, previous_token)
 
     async def run(self, query: Query) -> SearchPage:
-        """A search plan run by storage; past the deadline, 422 too-costly."""
+        """A search plan run by storage, narrowed to what the request's gate lets through;
+        past the deadline, 422 too-costly."""
+        gate = current_gate.get()
+        if gate is not None:
+            query = replace(query, where=query.where + gate.criteria(query.types),
+                            visible=gate.criteria(()) if query.includes else ())
         try:
             return await self.storage.search(query)
         except SearchTimeout:

@@ -19,24 +19,26 @@ from fhir_server.core.erasure import erasure_record
 from fhir_server.core.errors import (
     Conflict,
     FhirError,
+    Forbidden,
     Gone,
     NotFound,
     PayloadTooLarge,
     PreconditionFailed,
     Unprocessable,
 )
+from fhir_server.core.gate import current_audit, current_gate
 from fhir_server.core.ids import Uuid7
 from fhir_server.core.patch import Patcher
 from fhir_server.core.references import local_references
 from fhir_server.core.referral_tier import referral_issues
 from fhir_server.core.registry import ResourceRegistry
 from fhir_server.core.search import Searcher
-from fhir_server.core.versioning import renderer
+from fhir_server.core.versioning import linked_renderer, renderer
 from fhir_server.outcome import Issue, has_errors
 from fhir_server.package import AlliancePackage
 from fhir_server.search.extract import Indexer
 from fhir_server.search.parse import SearchParser
-from fhir_server.search.plan import Query
+from fhir_server.search.plan import IdMatch, Query
 from fhir_server.search.registry import SearchRegistry
 from fhir_server.search.types.base import Context as SearchContext
 from fhir_server.search.ucum import warm_up
@@ -186,7 +188,7 @@ class FhirService:
     async def read(self, resource_type: str, id: str) -> StoredVersion:
         self.check_type(resource_type)
         current = await self.storage.read(resource_type, id)
-        if current is None:
+        if current is None or not await self._visible(resource_type, id):
             raise NotFound(f"{resource_type}/{id} is not known", f"{resource_type}/{id}")
         if current.deleted:
             raise Gone(f"{resource_type}/{id} was deleted in version {current.version}",
@@ -198,7 +200,7 @@ class FhirService:
         if not version.isdigit() or int(version) > MAX_VERSION:
             raise NotFound(f"Version {version!r} of {resource_type}/{id} is not known")
         found = await self.storage.vread(resource_type, id, int(version))
-        if found is None:
+        if found is None or not await self._visible(resource_type, id):
             raise NotFound(f"{resource_type}/{id}/_history/{version} is not known")
         if found.deleted:
             raise Gone(f"{resource_type}/{id} version {version} is a deletion")
@@ -207,7 +209,26 @@ class FhirService:
     async def history(self, query: HistoryQuery) -> HistoryPage:
         if query.resource_type:
             self.check_type(query.resource_type)
+        gate = current_gate.get()
+        if query.id is not None and not await self._visible(str(query.resource_type), query.id):
+            raise NotFound(f"{query.resource_type}/{query.id} is not known",
+                           f"{query.resource_type}/{query.id}")
+        if query.id is None and gate is not None \
+                and gate.criteria((query.resource_type,) if query.resource_type else ()):
+            raise Forbidden("the history of a type or of the system is open only to users "
+                            "who may see every resource of it (the alliance tier)")
         return await self.storage.history(query)
+
+    async def _visible(self, resource_type: str, id: str) -> bool:
+        """Whether the request's gate lets this resource's current version through (a
+        search of the one id under the gate's criteria; always, without a gate)."""
+        gate = current_gate.get()
+        criteria = gate.criteria((resource_type,)) if gate is not None else ()
+        if not criteria:
+            return True
+        page = await self.storage.search(Query((resource_type,), (IdMatch((id,)), *criteria),
+                                               count=1))
+        return bool(page.matches)
 
     # -- preparing writes ----------------------------------------------------------------
 
@@ -259,19 +280,35 @@ class FhirService:
 
     async def commit(self, prepared: Sequence[Prepared], options: CommitOptions | None = None,
                      where: dict[tuple[str, str], str] | None = None,
-                     conditions: Sequence[Condition] = ()) -> list[StoredVersion]:
+                     conditions: Sequence[Condition] = (),
+                     gated: bool = True) -> list[StoredVersion]:
         """Commit prepared writes atomically; port errors become FhirErrors (``where``
         names the place of each written resource in a Bundle, for their expressions),
-        except ConditionChanged, which asks the caller to resolve its conditions again."""
+        except ConditionChanged, which asks the caller to resolve its conditions again.
+        Writes the request's gate refuses are Forbidden (``gated`` False: the server's
+        own records)."""
         await self._check_referrals(prepared)
+        gate, audit = current_gate.get(), current_audit.get()
+        for p in prepared if gated and self.settings.auth != "none" else ():
+            if p.write.resource_type == "AuditEvent":
+                raise Forbidden("AuditEvents are written by the server only: they are never "
+                                "created, changed or deleted through the API",
+                                f"AuditEvent/{p.write.id}")
+        if gate is not None and gated:
+            await gate.check_writes([(p.write.resource_type, p.write.id, p.resource)
+                                     for p in prepared])
+        if audit is not None and gated:
+            prepared = [*prepared, self.prepare_record(audit.written(
+                [(p.write.kind, p.write.resource_type, p.write.id) for p in prepared]))]
         places = where or {}
 
         def place(rtype: str, id: str) -> str:
             return places.get((rtype, id), f"{rtype}/{id}")
 
         try:
-            return await self.storage.commit([p.write for p in prepared],
-                                             options or self.options, conditions)
+            stored = await self.storage.commit([p.write for p in prepared],
+                                               options or self.options, conditions)
+            return stored[:len(stored) - 1] if audit is not None and gated else stored
         except VersionConflict as error:
             raise PreconditionFailed(
                 f"{error.resource_type}/{error.id}: If-Match expects version {error.expected}"
@@ -313,11 +350,16 @@ class FhirService:
         """Store, in one commit, resources the server itself built (AuditEvents): their
         shape is fixed by code, and the tests validate it, so they are not validated again
         on every write (that took half the cost of issuing a token)."""
-        prepared = []
-        for resource in resources:
-            resource["id"] = self.new_id()
-            prepared.append(Prepared(self._write("create", resource), resource))
-        return await self.commit(prepared)
+        return await self.commit([self.prepare_record(r) for r in resources], gated=False)
+
+    def prepare_record(self, event: Resource) -> Prepared:
+        """An AuditEvent of the server's, as the next link of the audit chain (its
+        references indexed for search, not held for referential integrity: the trail
+        outlives what it names)."""
+        event["id"] = self.new_id()
+        write = Write("create", "AuditEvent", event["id"], index=self.indexer.rows(event),
+                      link=linked_renderer(event))
+        return Prepared(write, event)
 
     async def create(self, resource_type: str, resource: Resource) -> StoredVersion:
         [stored] = await self.commit([self.prepare_create(resource_type, resource)])
@@ -403,9 +445,13 @@ class FhirService:
         """Erase a resource and all its versions (and, with ``cascade``, what references
         it), recorded by an AuditEvent in the same transaction; see docs/api/expunge.md."""
         self.check_type(resource_type)
+        if resource_type == "AuditEvent" and self.settings.auth != "none":
+            raise Forbidden("AuditEvents are never erased through the API: the audit trail "
+                            "is purged by retention only (alliance-fhir audit purge)",
+                            f"AuditEvent/{id}")
 
         def record(erased: list[tuple[str, str]]) -> list[Write]:
-            return [self.prepare_create("AuditEvent", erasure_record(erased)).write]
+            return [self.prepare_record(erasure_record(erased)).write]
 
         try:
             erased = await self.storage.expunge(resource_type, id, cascade, limit, record)

@@ -64,6 +64,24 @@ def etag(version: int) -> str:
     return f'W/"{version}"'
 
 
+CHAIN_SEQUENCE = "http://alliance-fhir.org/fhir/StructureDefinition/audit-sequence"
+CHAIN_PREVIOUS = "http://alliance-fhir.org/fhir/StructureDefinition/audit-previous-hash"
+
+
+def linked_renderer(resource: Resource) -> Callable[[int, int, int, str], bytes]:
+    """A renderer of a link of the audit chain: the resource with its sequence number and
+    the SHA-256 of the previous link's stored bytes as extensions."""
+
+    def render(version: int, last_updated_ms: int, seq: int, previous: str) -> bytes:
+        links: list[dict[str, object]] = [{"url": CHAIN_SEQUENCE, "valueInteger": seq}]
+        if previous:
+            links.append({"url": CHAIN_PREVIOUS, "valueString": previous})
+        linked = {**resource, "extension": [*(resource.get("extension") or ()), *links]}
+        return renderer(linked)(version, last_updated_ms)
+
+    return render
+
+
 def renderer(resource: Resource) -> Callable[[int, int], bytes]:
     """A function that stamps ``meta.versionId`` / ``meta.lastUpdated`` and serialises."""
 

@@ -30,6 +30,11 @@ class Context:
     exports: ExportRunner | None = None  # runs $export jobs (set when the app is built)
     audit: AuditTrail = field(init=False)  # stores the server's AuditEvents
 
+    @property
+    def audit_access(self) -> bool:
+        """Every request gets an AuditEvent (with auth on, unless switched off)."""
+        return self.guard is not None and self.settings.audit_access
+
     def __post_init__(self) -> None:
         self.audit = AuditTrail(self.service)
 
@@ -47,7 +52,7 @@ class Context:
             body = self.cache[key] = build()
         return body
 
-    def authorize(self, request: FhirRequest) -> None:
+    async def authorize(self, request: FhirRequest) -> None:
         """Check a request's token and scopes against the route it matches (a no-op with
         auth off); Unauthorized or Forbidden when they do not allow it."""
         if self.guard is None or self.router is None:
@@ -55,7 +60,7 @@ class Context:
         found = self.router.match(request.method, request.path)
         if found is not None:
             request.interaction = found[0].interactions[0]
-            self.guard.check(request, found[1])
+            await self.guard.check(request, found[1])
 
     async def dispatch(self, request: FhirRequest) -> FhirResponse:
         """Re-enter the router (batch and transaction entries)."""

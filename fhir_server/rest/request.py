@@ -20,6 +20,7 @@ class FhirRequest:
     resource_type: str = ""  # set by the router: the type named in the path, if served
     grant: object = None  # set by the auth guard: what the access token allows
     client: str = ""  # the network address of the client
+    touched: list[str] = field(default_factory=list)  # Type/id read or found (for the audit)
 
     def param(self, name: str) -> str | None:
         """The last value of a query parameter, or None."""

@@ -13,8 +13,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from fhir_server.auth.access import PUBLIC
 from fhir_server.core.errors import FhirError, MethodNotAllowed
+from fhir_server.core.gate import current_audit, current_gate
 from fhir_server.outcome import Issue
+from fhir_server.rest.access_audit import SELF_AUDITED, RequestAudit
 from fhir_server.rest.context import Context
 from fhir_server.rest.negotiation import check_accept
 from fhir_server.rest.render import error_response, outcome_response
@@ -90,18 +93,40 @@ class Router:
                 raise self._no_route(request)
             route, args = found
             request.interaction = route.interactions[0]
+            gate = None
             if self.context.guard is not None:
-                self.context.guard.check(request, args)
+                gate = await self.context.guard.check(request, args)
             rtype = args.get("type", "")
             if self.context.service.registry.is_supported(rtype):
                 request.resource_type = rtype
-            return await route.handler(self.context, request, args)
+            if "id" in args and request.interaction in ("read", "vread", "history-instance"):
+                request.touched.append(f"{rtype}/{args['id']}")  # (also when refused)
+            audit = self._auditor(request)
+            gate_token, audit_token = current_gate.set(gate), current_audit.set(audit)
+            try:
+                response = await route.handler(self.context, request, args)
+            finally:
+                current_gate.reset(gate_token)
+                current_audit.reset(audit_token)
+            if audit is not None and not audit.committed:
+                await self.context.record(audit.answered(response.status))
+            return response
         except FhirError as error:
+            audit = self._auditor(request)
+            if audit is not None:  # refusals (401, 403) and failures are audited too
+                await self.context.record(audit.answered(error.status, str(error)))
             return error_response(error)
         except Exception:
             log.exception("internal error on %s %s", request.method, request.path)
             return outcome_response(500, [Issue("exception", "Internal server error",
                                                 severity="fatal")])
+
+    def _auditor(self, request: FhirRequest) -> RequestAudit | None:
+        """The audit of a request when every access is audited (auth on)."""
+        if not self.context.audit_access or not request.interaction \
+                or request.interaction in PUBLIC or request.interaction in SELF_AUDITED:
+            return None
+        return RequestAudit(request)
 
     def _no_route(self, request: FhirRequest) -> FhirError:
         parts = [p for p in request.path.split("/") if p]

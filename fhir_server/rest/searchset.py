@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl
 from fhir_server.core.jsonio import dumps
 from fhir_server.core.search import SearchResult
 from fhir_server.outcome import Issue, operation_outcome
+from fhir_server.rest.access_audit import touch
 from fhir_server.rest.context import Context
 from fhir_server.rest.negotiation import check_content_type, prefer
 from fhir_server.rest.params import link
@@ -53,6 +54,8 @@ async def searchset(ctx: Context, request: FhirRequest, types: tuple[str, ...], 
                                           request.base_url)
     page_token = next((v for k, v in reversed(pairs) if k == "_page"), None)
     result = await searcher.search(parsed, page_token, extra)
+    for match in (*result.page.matches, *result.page.included):
+        touch(request, f"{match.resource_type}/{match.id}", match.content)
     request.query = [(k, v) for k, v in pairs if k in PRESENTATION] + [
         (k, v) for k, v in parsed.used if k not in PRESENTATION]
     if total_asked == "none":  # storage gives the totals it knows cheaply; not wanted here

@@ -7,10 +7,13 @@ from __future__ import annotations
 from urllib.parse import parse_qsl
 
 from fhir_server import jsonbytes
-from fhir_server.audit.events import token_event
+from fhir_server.audit.events import break_glass_event, token_event
 from fhir_server.auth.discovery import JWKS_PATH, TOKEN_PATH, origin, smart_configuration
 from fhir_server.auth.guard import Guard
+from fhir_server.auth.oidc import UserTokens, issuers_of
+from fhir_server.auth.scopes import Grant
 from fhir_server.auth.server_key import server_key
+from fhir_server.auth.tiers import Tiers
 from fhir_server.auth.tokens import OAuthError, TokenService
 from fhir_server.rest.context import Context
 from fhir_server.rest.ops import OpsHandler
@@ -34,14 +37,22 @@ class SmartEndpoints:
 
     async def open(self) -> None:
         service = self.ctx.service
+        settings = self.ctx.settings
         self.tokens = TokenService(service.storage, await server_key(service.storage),
-                                   self.ctx.settings.token_lifetime)
-        registry = service.search_registry
+                                   settings.token_lifetime, dev_tokens=settings.dev_tokens)
+        issuers = issuers_of(settings.oidc_issuer, settings.oidc_jwks_url)
+        users = UserTokens(issuers, settings.oidc_audience) if issuers else None
 
         def targets(source: str, code: str) -> tuple[str, ...]:
-            param = registry.get(source, code)
+            param = service.search_registry.get(source, code)
             return param.targets if param is not None else ()
-        self.ctx.guard = Guard(self.tokens, targets)
+        self.ctx.guard = Guard(self.tokens, targets, Tiers(service, settings.default_tier),
+                               users, None if settings.audit_access else self._break_glass)
+
+    async def _break_glass(self, request: FhirRequest, grant: Grant, reason: str) -> None:
+        await self.ctx.record(break_glass_event(grant.user, grant.client_id, reason,
+                                                f"{request.method} /{request.path}",
+                                                request.client))
 
     def _server(self, request: FhirRequest) -> str:
         return origin(request.base_url, self.ctx.settings.base_path)

@@ -150,3 +150,4 @@ class Query:
     total: bool = False
     includes: tuple[Include, ...] = field(default_factory=tuple)
     include_limit: int = 1000
+    visible: tuple[Node, ...] = ()  # criteria every included resource must meet too

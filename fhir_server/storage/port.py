@@ -41,6 +41,10 @@ class Reference:
     expression: str  # where it stands, e.g. "Observation.subject"
 
 
+# (version, last_updated_ms, chain sequence, SHA-256 hex of the previous link) -> bytes
+Linker = Callable[[int, int, int, str], bytes]
+
+
 @dataclass(frozen=True, slots=True)
 class Write:
     """One change inside an atomic commit."""
@@ -54,6 +58,19 @@ class Write:
     index: IndexRows | None = None  # search index rows of the new version
     skip_unchanged: bool = False  # an update whose content equals the current one: no-op
     unique: tuple[tuple[str, str], ...] = ()  # (system, value) no other of its type may hold
+    link: Linker | None = None  # set: a link of the audit chain, rendered by this instead
+
+
+@dataclass(frozen=True, slots=True)
+class ChainLink:
+    """One stored link of the audit chain: its place, its resource, the SHA-256 (hex) of
+    its stored bytes when written, and those bytes as they are now."""
+
+    seq: int
+    resource_type: str
+    id: str
+    hash: str
+    content: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +281,21 @@ class Storage(Protocol):
 
     async def delete_record(self, kind: str, key: str) -> bool:
         """Remove a record; whether there was one."""
+
+    async def data_mark(self) -> int:
+        """A number that changes whenever a resource other than a link of the audit chain
+        is written, by any process (what was derived from the data is still valid while
+        it holds)."""
+
+    async def chain(self, after_seq: int, size: int) -> list[ChainLink]:
+        """Up to ``size`` links of the audit chain after ``after_seq``, in order."""
+
+    async def chain_head(self) -> tuple[int, str]:
+        """The sequence and hash of the newest link ((0, "") for none)."""
+
+    async def purge_chain(self, through_seq: int) -> int:
+        """Erase the links up to ``through_seq`` and their resources (every version, every
+        index row); how many were erased."""
 
     async def snapshot_mark(self) -> int:
         """A mark of what is committed now: an export at this mark sees every commit

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import queue
@@ -28,6 +29,7 @@ from fhir_server.storage import sqlite_records as records
 from fhir_server.storage.port import (
     DEFAULT_OPTIONS,
     AlreadyExists,
+    ChainLink,
     CommitOptions,
     Condition,
     ConditionChanged,
@@ -38,6 +40,7 @@ from fhir_server.storage.port import (
     HistoryPage,
     HistoryQuery,
     IntegrityError,
+    Linker,
     Record,
     Recorder,
     Reference,
@@ -90,6 +93,18 @@ class RowBatch:
         self.deletes: dict[str, list[tuple[Any, ...]]] = {}
         self.inserts: dict[str, list[tuple[Any, ...]]] = {}
         self.refs: list[tuple[str, str, str, str]] = []
+        self.chain: list[tuple[int, str, str, str]] = []
+        self.head: tuple[int, str] | None = None
+
+    def link(self, conn: sqlite3.Connection, key: tuple[str, str], linker: Linker,
+             version: int, now: int) -> bytes:
+        """A new link of the audit chain: rendered with its sequence and the previous
+        link's hash, and its own hash kept."""
+        seq, previous = self.head if self.head is not None else _chain_head(conn)
+        content = linker(version, now, seq + 1, previous)
+        self.head = (seq + 1, hashlib.sha256(content).hexdigest())
+        self.chain.append((self.head[0], *key, self.head[1]))
+        return content
 
     def flush(self, conn: sqlite3.Connection) -> None:
         insert_rows(conn, "INSERT INTO history (seq, type, id, version, last_updated, method, "
@@ -105,6 +120,17 @@ class RowBatch:
         for table, rows in self.inserts.items():
             insert_rows(conn, INSERT_ROWS[table], rows)
         insert_rows(conn, "INSERT OR IGNORE INTO refs", self.refs)
+        insert_rows(conn, "INSERT INTO audit_chain (seq, type, id, hash)", self.chain)
+
+
+def _bytes(content: bytes | str | None) -> bytes:
+    """Stored content as bytes (a row changed by hand may hold text)."""
+    return content.encode() if isinstance(content, str) else content or b""
+
+
+def _chain_head(conn: sqlite3.Connection) -> tuple[int, str]:
+    row = conn.execute("SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1").fetchone()
+    return (row[0], row[1]) if row else (0, "")
 
 
 def _clear_chunk(conn: sqlite3.Connection, size: int = 50_000) -> bool:
@@ -420,8 +446,15 @@ class SqliteStorage:
             erased += frontier
             if len(erased) > limit:
                 raise ExpungeTooLarge(limit)
+        self._erase(conn, erased)
+        if record is not None:
+            self._apply(conn, record(erased), DEFAULT_OPTIONS, ())
+        return erased
+
+    def _erase(self, conn: sqlite3.Connection, keys: Sequence[tuple[str, str]]) -> None:
+        """Remove resources with every version, index row and reference."""
         batch = RowBatch()
-        for key in erased:
+        for key in keys:
             row = conn.execute("SELECT r.rid, r.deleted, h.content FROM resources r JOIN "
                                "history h ON h.seq = r.seq WHERE r.type = ? AND r.id = ?",
                                key).fetchone()
@@ -431,13 +464,40 @@ class SqliteStorage:
         seq, rid = conn.execute(LAST_NUMBERS).fetchone()  # not to be reused: cursors, rows
         conn.executemany("INSERT OR REPLACE INTO settings VALUES (?, ?)",
                          [("seq-floor", seq), ("rid-floor", rid)])
-        for key in erased:
-            conn.execute("DELETE FROM refs WHERE src_type = ? AND src_id = ?", key)
-            conn.execute("DELETE FROM resources WHERE type = ? AND id = ?", key)
-            conn.execute("DELETE FROM history WHERE type = ? AND id = ?", key)
-        if record is not None:
-            self._apply(conn, record(erased), DEFAULT_OPTIONS, ())
-        return erased
+        conn.executemany("DELETE FROM refs WHERE src_type = ? AND src_id = ?", keys)
+        conn.executemany("DELETE FROM resources WHERE type = ? AND id = ?", keys)
+        conn.executemany("DELETE FROM history WHERE type = ? AND id = ?", keys)
+
+    async def data_mark(self) -> int:
+        """Inline, as a point read."""
+        with _translate():
+            row = self._reader().execute(
+                "SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'data-seq'").fetchone()
+        return int(row[0]) if row else 0
+
+    async def chain(self, after_seq: int, size: int) -> list[ChainLink]:
+        def run(conn: sqlite3.Connection) -> list[ChainLink]:
+            rows = conn.execute(
+                "SELECT c.seq, c.type, c.id, c.hash, h.content FROM audit_chain c "
+                "LEFT JOIN resources r ON r.type = c.type AND r.id = c.id "
+                "LEFT JOIN history h ON h.seq = r.seq WHERE c.seq > ? ORDER BY c.seq LIMIT ?",
+                (after_seq, size)).fetchall()
+            return [ChainLink(row[0], row[1], row[2], row[3], _bytes(row[4])) for row in rows]
+        with _translate():
+            return await self._in_pool(run)
+
+    async def chain_head(self) -> tuple[int, str]:
+        with _translate():
+            return await self._in_pool(_chain_head)
+
+    async def purge_chain(self, through_seq: int) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            keys = conn.execute("SELECT type, id FROM audit_chain WHERE seq <= ?",
+                                (through_seq,)).fetchall()
+            self._erase(conn, [tuple(k) for k in keys])
+            conn.execute("DELETE FROM audit_chain WHERE seq <= ?", (through_seq,))
+            return len(keys)
+        return await self._in_writer(run)
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
         while True:
@@ -532,6 +592,8 @@ class SqliteStorage:
                                    current.get((write.resource_type, write.id)))
                    for write in writes]
         batch.flush(conn)
+        if any(w.link is None for w in writes):
+            conn.execute("INSERT OR REPLACE INTO settings VALUES ('data-seq', ?)", (batch.seq,))
         check_unique(conn, writes, lambda key: self._pid(conn, key, create=False))
         self._check_integrity(conn, writes, options)
         return results
@@ -566,7 +628,11 @@ class SqliteStorage:
                     and write.render(current, row[2]) == old:  # the same bytes: no version
                 return StoredVersion(*key, current, row[2], False, old)
         version = current + 1
-        content = None if write.kind == "delete" else write.render(version, now)  # type: ignore[misc]
+        content: bytes | None = None
+        if write.link is not None:
+            content = batch.link(conn, key, write.link, version, now)
+        elif write.kind != "delete":
+            content = write.render(version, now)  # type: ignore[misc]
         method = {"create": "POST", "update": "PUT", "delete": "DELETE"}[write.kind]
         batch.seq += 1
         batch.history.append((batch.seq, *key, version, now, method, content))

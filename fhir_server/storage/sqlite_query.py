@@ -470,7 +470,7 @@ class SearchRunner:
             found: list[Match] = []
             for include in query.includes:
                 if include.iterate or first:
-                    found += self._include(include, frontier)
+                    found += self._include(include, frontier, query.visible)
             new = []
             for match in found:
                 if (match.resource_type, match.id) not in seen:
@@ -483,7 +483,8 @@ class SearchRunner:
             first = False
         return included, False
 
-    def _include(self, include: Include, sources: list[Match]) -> list[Match]:
+    def _include(self, include: Include, sources: list[Match],
+                 visible: tuple[Node, ...]) -> list[Match]:
         relevant = [m for m in sources if m.resource_type == include.source_type] \
             if not include.reverse else [m for m in sources if not include.target_type
                                           or m.resource_type == include.target_type]
@@ -491,13 +492,15 @@ class SearchRunner:
             return []
         pids = [self.pid(p) for p in include.params]
         pid_marks = ", ".join("?" * len(pids))
+        seen, seen_params = self.checks(visible)
         if include.reverse:
             pairs = [(m.resource_type, m.id) for m in relevant]
             condition = " OR ".join("(f.target_type = ? AND f.target_id = ?)" for _ in pairs)
             rows = self.conn.execute(
                 f"{CONTENT} JOIN idx_reference f ON f.rid = r.rid WHERE r.deleted = 0 AND "
-                f"r.type = ? AND f.pid IN ({pid_marks}) AND ({condition})",
-                [include.source_type, *pids, *[v for pair in pairs for v in pair]])
+                f"r.type = ? AND f.pid IN ({pid_marks}) AND ({condition}) AND {seen}",
+                [include.source_type, *pids, *[v for pair in pairs for v in pair],
+                 *seen_params])
         else:
             rids = [m.cursor.rid for m in relevant]
             targets = self.conn.execute(
@@ -509,8 +512,9 @@ class SearchRunner:
             if not targets:
                 return []
             condition = " OR ".join("(r.type = ? AND r.id = ?)" for _ in targets)
-            rows = self.conn.execute(f"{CONTENT} WHERE r.deleted = 0 AND ({condition})",
-                                     [v for pair in targets for v in pair])
+            rows = self.conn.execute(f"{CONTENT} WHERE r.deleted = 0 AND ({condition}) "
+                                     f"AND {seen}",
+                                     [*[v for pair in targets for v in pair], *seen_params])
         return [Match(row[1], row[2], row[3], Cursor((), row[0])) for row in rows]
 
 

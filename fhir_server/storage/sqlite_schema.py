@@ -196,6 +196,11 @@ MIGRATIONS: tuple[str, ...] = (
         expires INTEGER, PRIMARY KEY (kind, key)) WITHOUT ROWID;
     CREATE INDEX records_by_expiry ON records (kind, expires) WHERE expires IS NOT NULL;
     """,
+    # 12: the audit chain: each AuditEvent's place and the SHA-256 of its stored bytes
+    """
+    CREATE TABLE audit_chain (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, id TEXT NOT NULL,
+        hash TEXT NOT NULL);
+    """,
 )
 
 

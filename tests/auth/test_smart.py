@@ -14,7 +14,7 @@ from smart import TOKEN_URL, BackendClient
 from support import Client
 
 from fhir_server.app import build_app
-from fhir_server.auth import clients
+from fhir_server.auth import jwks
 from fhir_server.cli import main
 from fhir_server.config import Settings
 
@@ -249,7 +249,7 @@ def test_keys_published_at_a_url_are_fetched_and_refetched_for_a_new_kid(smart, 
         assert client.post(TOKEN_URL, data=backend.form()).status_code == 200
         rotated = BackendClient("published", "ES384")  # a new key, published at the URL
         published["jwks"] = rotated.public_jwks()
-        monkeypatch.setattr(clients, "REFETCH_AFTER", 0.0)  # (10 s between fetches)
+        monkeypatch.setattr(jwks, "REFETCH_AFTER", 0.0)  # (10 s between fetches)
         assert client.post(TOKEN_URL, data=rotated.form()).status_code == 200
     finally:
         server.shutdown()

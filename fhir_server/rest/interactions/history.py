@@ -7,6 +7,7 @@ stays stable while others write, since new versions only ever come before it.
 from __future__ import annotations
 
 from fhir_server.core.versioning import etag, format_instant, parse_instant_ms
+from fhir_server.rest.access_audit import touch
 from fhir_server.rest.context import Context
 from fhir_server.rest.params import FORMAT_PARAMS, link, non_negative, page_size
 from fhir_server.rest.render import bundle_bytes, entry_bytes, json_response
@@ -37,6 +38,9 @@ async def history(ctx: Context, request: FhirRequest, args: dict[str, str]) -> F
         before_seq=non_negative(request, "_page", 0) or None,
     )
     page = await ctx.service.history(query)
+    for entry in page.entries if query.id is None else ():
+        touch(request, f"{entry.version.resource_type}/{entry.version.id}",
+              entry.version.content)
     path = "/".join(p for p in (args.get("type"), args.get("id"), "_history") if p)
     kept = [(k, v) for k, v in request.query
             if k in ("_count", "_since", "_at", *FORMAT_PARAMS)]

@@ -9,6 +9,7 @@ from email.utils import parsedate_to_datetime
 
 from fhir_server.core.errors import FhirError
 from fhir_server.core.versioning import parse_etag
+from fhir_server.rest.access_audit import touch
 from fhir_server.rest.context import Context
 from fhir_server.rest.render import resource_response, version_headers
 from fhir_server.rest.request import FhirRequest, FhirResponse
@@ -31,6 +32,7 @@ def _not_modified(request: FhirRequest, stored: StoredVersion) -> bool:
 
 async def read(ctx: Context, request: FhirRequest, args: dict[str, str]) -> FhirResponse:
     stored = await ctx.service.read(args["type"], args["id"])
+    touch(request, f"{args['type']}/{args['id']}", stored.content)
     if _not_modified(request, stored):
         return FhirResponse(304, b"", version_headers(stored, request))
     return resource_response(request, stored)

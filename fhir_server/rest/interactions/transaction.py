@@ -48,8 +48,9 @@ def _entry_request(entry: Entry, outer: FhirRequest) -> FhirRequest:
         headers["if-match"] = etag(entry.if_match)
     if entry.if_none_exist:
         headers["if-none-exist"] = entry.if_none_exist
-    if outer.header("prefer"):
-        headers["prefer"] = outer.headers["prefer"]
+    for name in ("prefer", "x-purpose-of-use", "x-break-glass-reason"):
+        if outer.header(name):
+            headers[name] = outer.headers[name]
     return FhirRequest(entry.method, path, parse_qsl(query, keep_blank_values=True), headers,
                        body, outer.base_url, grant=outer.grant)
 
@@ -99,7 +100,7 @@ async def transaction(ctx: Context, request: FhirRequest, args: dict[str, str]) 
         return await _batch(ctx, request, raw_entries)
     entries = [parse_entry(raw, i, request.base_url) for i, raw in enumerate(raw_entries)]
     for entry in entries:  # with auth on, the token must allow every entry
-        ctx.authorize(_entry_request(entry, request))
+        await ctx.authorize(_entry_request(entry, request))
     results = await TransactionPlanner(ctx.service).commit(entries)
     representation = prefer(request, "return") == "representation"
     out: list[bytes] = []
