@@ -44,6 +44,21 @@ Loader = Callable[[str], Awaitable[Resource | None]]  # Type/id -> current conte
 
 
 @dataclass(frozen=True, slots=True)
+class Patients:
+    """A user's patients: ids in order (for plan criteria) and as a set (to look up)."""
+
+    ids: tuple[str, ...]
+    set: frozenset[str]
+
+    @classmethod
+    def of(cls, ids: tuple[str, ...]) -> Patients:
+        return cls(ids, frozenset(ids))
+
+
+NO_PATIENTS = Patients((), frozenset())
+
+
+@dataclass(frozen=True, slots=True)
 class User:
     """Who a user token names, as its PractitionerRole says."""
 
@@ -137,9 +152,11 @@ def _targets(references: Sequence[str]) -> tuple[tuple[Cmp, ...], ...]:
 class UserGate:
     """The gate (``core.gate.Gate``) of one user's request."""
 
-    def __init__(self, user: User, data: PatientData, patients: tuple[str, ...] | None,
+    def __init__(self, user: User, data: PatientData, patients: Patients | None,
                  all_types: tuple[str, ...], load: Loader) -> None:
-        self.user, self.data, self.patients = user, data, patients
+        self.user, self.data = user, data
+        self.patients: tuple[str, ...] | None = None if patients is None else patients.ids
+        self._patient_set = frozenset() if patients is None else patients.set
         self.all_types, self.load = all_types, load
 
     def readable(self, rtype: str) -> bool:
@@ -148,6 +165,13 @@ class UserGate:
         if rtype == "AuditEvent":
             return False
         return not (self.user.admin and self.data.holds_patients(rtype))
+
+    def admits(self, resource_type: str, id: str) -> bool | None:
+        if not self.readable(resource_type):
+            return False
+        if self.patients is None or not self.data.holds_patients(resource_type):
+            return True
+        return id in self._patient_set if resource_type == "Patient" else None
 
     def criteria(self, types: tuple[str, ...]) -> tuple[Node, ...]:
         kinds = types or self.all_types
@@ -188,7 +212,7 @@ class UserGate:
         patients = {r.removeprefix("Patient/") for r in named if r.startswith("Patient/")}
         if resource.get("resourceType") == "Patient":
             patients = {str(resource.get("id"))}
-        return patients <= set(self.patients or ())
+        return patients <= self._patient_set
 
 
 def _rights(role: Resource | None) -> tuple[str, frozenset[str]]:
@@ -220,7 +244,7 @@ class Tiers:
     def __init__(self, service: FhirService, default_tier: str) -> None:
         self.service, self.default_tier = service, default_tier
         self._data: tuple[SearchRegistry, PatientData] | None = None
-        self._patients: dict[tuple[str, str], tuple[float, int, tuple[str, ...]]] = {}
+        self._patients: dict[tuple[str, str], tuple[float, int, Patients]] = {}
         self._users: dict[str, tuple[int, User | None]] = {}
 
     def data(self) -> PatientData:
@@ -265,15 +289,16 @@ class Tiers:
         data = self.data()
         all_types = tuple(self.service.search_registry.types)
         if user.admin:
-            return UserGate(user, data, (), all_types, self._load)
-        patients: tuple[str, ...] | None = None
+            return UserGate(user, data, NO_PATIENTS, all_types, self._load)
+        patients: Patients | None = None
         if user.tier != "alliance" and not break_glass:
             patients = await self._listed(user)
         if patient:
-            patients = (patient,) if patients is None or patient in patients else ()
+            patients = Patients.of((patient,)) if patients is None \
+                or patient in patients.set else NO_PATIENTS
         return UserGate(user, data, patients, all_types, self._load)
 
-    async def _listed(self, user: User) -> tuple[str, ...]:
+    async def _listed(self, user: User) -> Patients:
         key = (user.reference, user.tier)
         mark = await self.service.storage.data_mark()
         cached = self._patients.get(key)
@@ -282,7 +307,7 @@ class Tiers:
             return cached[2]
         query = Query(("Patient",), (self.data().patients_of(user),), count=MAX_PATIENTS)
         page = await self.service.storage.search(query)
-        ids = tuple(m.id for m in page.matches)
+        ids = Patients.of(tuple(m.id for m in page.matches))
         if len(self._patients) > 1000:
             self._patients.clear()
         self._patients[key] = (now, mark, ids)

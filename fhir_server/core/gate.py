@@ -23,6 +23,10 @@ class Gate(Protocol):
         """Plan criteria that let through only visible resources of these types (every
         served type when empty)."""
 
+    def admits(self, resource_type: str, id: str) -> bool | None:
+        """Whether the gate lets this resource through, when it knows without a search
+        (None: search for it under the criteria)."""
+
     async def check_writes(self, resources: Sequence[tuple[str, str, Resource | None]]) -> None:
         """Raise Forbidden unless each write (type, id, new content or None for a delete)
         stays inside what the user may write."""

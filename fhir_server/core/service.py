@@ -223,7 +223,12 @@ class FhirService:
         """Whether the request's gate lets this resource's current version through (a
         search of the one id under the gate's criteria; always, without a gate)."""
         gate = current_gate.get()
-        criteria = gate.criteria((resource_type,)) if gate is not None else ()
+        if gate is None:
+            return True
+        known = gate.admits(resource_type, id)
+        if known is not None:
+            return known
+        criteria = gate.criteria((resource_type,))
         if not criteria:
             return True
         page = await self.storage.search(Query((resource_type,), (IdMatch((id,)), *criteria),
