@@ -194,7 +194,9 @@ class UserGate:
                 raise Forbidden(f"{self.user.reference} may not write {rtype}", where)
             current = await self.load(where) \
                 if rtype == "PractitionerRole" or self.data.holds_patients(rtype) else None
+            registering = rtype == "Patient" and current is None  # a new patient
             if self.patients is not None and self.data.holds_patients(rtype) \
+                    and not registering \
                     and not all(self._inside(r) for r in (resource, current) if r is not None):
                 raise Forbidden(f"{where} is about a patient outside {self.user.reference}'s "
                                 f"tier ({self.user.tier})", where)

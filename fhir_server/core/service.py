@@ -323,8 +323,11 @@ class FhirService:
             raise Conflict(str(error), place(error.resource_type, error.id)) from None
         except DuplicateIdentifier as error:
             at = places.get((error.resource_type, error.id), error.resource_type)
+            holder_type, _, holder_id = error.holder.partition("/")
+            holder = error.holder if gate is None or gate.admits(holder_type, holder_id) \
+                else "another resource"  # one the user may not see: not named
             raise Conflict(f"{error.resource_type}/{error.id}: the identifier "
-                           f"{error.system}|{error.value} already belongs to {error.holder} "
+                           f"{error.system}|{error.value} already belongs to {holder} "
                            "/ 标识符已被占用", f"{at}.identifier") from None
         except IntegrityError as error:
             raise _integrity_error(error, place) from None

@@ -294,3 +294,18 @@ def test_bulk_export_is_for_the_alliance_tier(alliance):
     for user, status in (("own", 403), ("org", 403), ("sys", 403), ("all", 202)):
         answer = client.get("/Patient/$export", headers={**_as(issuer, user), **asked})
         assert answer.status_code == status, (user, answer.text)
+
+
+def test_a_unique_identifier_held_outside_the_tier_is_not_named(alliance):
+    client, issuer, _ = alliance
+    resident = {"system": "urn:oid:2.16.156.10011.1.3", "value": "110101199001011237"}
+    assert client.put("/Patient/p3", json={
+        "resourceType": "Patient", "id": "p3", "identifier": [resident], "managingOrganization": {
+            "reference": "Organization/town"}}, headers=_as(issuer, "all")).status_code == 200
+    taken = client.post("/Patient", json={"resourceType": "Patient", "identifier": [resident]},
+                        headers=_as(issuer, "own"))
+    assert taken.status_code == 409
+    assert "p3" not in taken.text and "another resource" in taken.text
+    named = client.post("/Patient", json={"resourceType": "Patient", "identifier": [resident]},
+                        headers=_as(issuer, "all"))
+    assert named.status_code == 409 and "Patient/p3" in named.text
