@@ -36,7 +36,7 @@ from fhir_server.core.search import Searcher
 from fhir_server.core.versioning import linked_renderer, renderer
 from fhir_server.outcome import Issue, has_errors
 from fhir_server.package import AlliancePackage
-from fhir_server.search.extract import Indexer
+from fhir_server.search.extract import Indexer, IndexRows
 from fhir_server.search.parse import SearchParser
 from fhir_server.search.plan import IdMatch, Query
 from fhir_server.search.registry import SearchRegistry
@@ -63,6 +63,8 @@ from fhir_server.validation.structure import StructureValidator
 IdSource = Callable[[], str]
 PATCH_RETRIES = 5
 MAX_VERSION = 2**63 - 1  # SQLite's INTEGER; a larger number names no version
+# the part of the server's AuditEvents that one request's events share
+EVENT_FIXED = ("type", "subtype", "action", "outcome", "agent", "source", "purposeOfEvent")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,7 @@ class FhirService:
         self.search_registry = registry
         self.search_generation += 1  # documents built from the registry are stale
         self.indexer = Indexer(registry, context)
+        self._records: tuple[Indexer, dict[bytes, IndexRows]] = (self.indexer, {})
         self.storage.use_indexer(lambda content: self.indexer.rows(jsonbytes.loads(content)))
         self.searcher = Searcher(self.storage, registry, SearchParser(
             registry, context, self.settings.default_count, self.settings.max_count,
@@ -365,9 +368,33 @@ class FhirService:
         references indexed for search, not held for referential integrity: the trail
         outlives what it names)."""
         event["id"] = self.new_id()
-        write = Write("create", "AuditEvent", event["id"], index=self.indexer.rows(event),
+        write = Write("create", "AuditEvent", event["id"], index=self._record_rows(event),
                       link=linked_renderer(event))
         return Prepared(write, event)
+
+    def _record_rows(self, event: Resource) -> IndexRows:
+        """An AuditEvent's index rows: those of its per-request part (who, from where,
+        what interaction, with what outcome) extracted once per distinct part, and those
+        of the rest (when, which resources) for each event; the two parts share no search
+        parameter's sort row, so the union is the rows of the whole."""
+        if self._records[0] is not self.indexer:
+            self._records = (self.indexer, {})
+        fixed = {"resourceType": "AuditEvent",
+                 **{k: event[k] for k in EVENT_FIXED if k in event}}
+        key = jsonbytes.dumps(fixed)
+        rows = self._records[1].get(key)
+        if rows is None:
+            if len(self._records[1]) >= 1000:
+                self._records[1].clear()
+            rows = self._records[1][key] = self.indexer.rows(fixed)
+        rest = self.indexer.rows({k: v for k, v in event.items() if k not in EVENT_FIXED})
+        if {k for k, _ in rows.get("sort", ())} & {k for k, _ in rest.get("sort", ())}:
+            return self.indexer.rows(event)
+        merged: IndexRows = {table: list(found) for table, found in rows.items()}
+        for table, found in rest.items():
+            kept = merged.setdefault(table, [])
+            kept += [row for row in found if row not in kept]
+        return merged
 
     async def create(self, resource_type: str, resource: Resource) -> StoredVersion:
         [stored] = await self.commit([self.prepare_create(resource_type, resource)])
