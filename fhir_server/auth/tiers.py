@@ -22,11 +22,11 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from fhir_server import jsonbytes
 from fhir_server.config import TIERS
 from fhir_server.core.errors import Forbidden
+from fhir_server.core.references import walk_references
 from fhir_server.core.service import FhirService
 from fhir_server.search.plan import AnyOf, Cmp, Has, IdMatch, IndexMatch, Node, OfType, Query
 from fhir_server.search.registry import SearchParam, SearchRegistry
@@ -67,6 +67,7 @@ class User:
     roles: frozenset[str]  # admin roles
     actors: tuple[str, ...]  # references that stand for the user (Type/id)
     organizations: tuple[str, ...]  # its organisation and departments (organization tier)
+    mark: int = 0  # the storage's data mark when this was read (``Storage.data_mark``)
 
     @property
     def admin(self) -> bool:
@@ -224,18 +225,10 @@ def _rights(role: Resource | None) -> tuple[str, frozenset[str]]:
     return tier_of(role, ""), admin_roles(role)
 
 
-def _references(value: Any) -> list[str]:
-    found: list[str] = []
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if isinstance(item.get("reference"), str):
-                found.append(item["reference"])
-            stack.extend(v for v in item.values() if isinstance(v, dict | list))
-        elif isinstance(item, list):
-            stack.extend(v for v in item if isinstance(v, dict | list))
-    return found
+def _references(resource: Resource) -> list[str]:
+    """The references a resource (and its contained resources) holds."""
+    roots = [resource, *[c for c in resource.get("contained") or () if isinstance(c, dict)]]
+    return [holder["reference"] for root in roots for holder, _ in walk_references(root, "")]
 
 
 class Tiers:
@@ -264,16 +257,16 @@ class Tiers:
             return cached[1]
         if len(self._users) > 10_000:
             self._users.clear()
-        found = await self._user(reference)
+        found = await self._user(reference, mark)
         self._users[reference] = (mark, found)
         return found
 
-    async def _user(self, reference: str) -> User | None:
+    async def _user(self, reference: str, mark: int) -> User | None:
         role = await self._load(reference)
         if role is None:
             return None
         if role["resourceType"] == "Practitioner":
-            return User(reference, self.default_tier, frozenset(), (reference,), ())
+            return User(reference, self.default_tier, frozenset(), (reference,), (), mark)
         actors = [reference]
         practitioner = (role.get("practitioner") or {}).get("reference")
         if isinstance(practitioner, str) and practitioner.startswith("Practitioner/"):
@@ -283,7 +276,7 @@ class Tiers:
         organization = (role.get("organization") or {}).get("reference")
         if tier == "organization" and isinstance(organization, str):
             organizations = await self._departments(organization)
-        return User(reference, tier, admin_roles(role), tuple(actors), organizations)
+        return User(reference, tier, admin_roles(role), tuple(actors), organizations, mark)
 
     async def gate(self, user: User, patient: str = "", break_glass: bool = False) -> UserGate:
         """The gate of a request by ``user`` (bound to one patient by a ``patient/`` token;
@@ -301,8 +294,7 @@ class Tiers:
         return UserGate(user, data, patients, all_types, self._load)
 
     async def _listed(self, user: User) -> Patients:
-        key = (user.reference, user.tier)
-        mark = await self.service.storage.data_mark()
+        key, mark = (user.reference, user.tier), user.mark  # the data as the user was read
         cached = self._patients.get(key)
         now = time.monotonic()
         if cached is not None and cached[1] == mark and now - cached[0] < CACHE_SECONDS:

@@ -33,18 +33,14 @@ INTERACTION = "http://hl7.org/fhir/restful-interaction"
 ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
 SERIOUS_FAILURE = "8"
-SUBTYPES = {"read": "read", "vread": "vread", "update": "update", "patch": "patch",
-            "delete": "delete", "history-instance": "history-instance",
-            "history-type": "history-type", "history-system": "history-system",
-            "create": "create", "search-type": "search-type", "search-system": "search-system",
-            "search-compartment": "search-type", "capabilities": "capabilities",
-            "transaction": "transaction", "batch": "batch"}
+RESTFUL = frozenset({"read", "vread", "update", "patch", "delete", "history-instance",
+                     "history-type", "history-system", "create", "search-type",
+                     "search-system", "capabilities", "transaction", "batch"})
 ACTIONS = {"create": "C", "update": "U", "patch": "U", "delete": "D"}
 READS = frozenset({"read", "vread", "history-instance", "history-type", "history-system",
                    "search-type", "search-system", "search-compartment", "capabilities",
                    "terminology"})
 SELF_AUDITED = frozenset({"export", "export-status", "export-file"})  # (their own events)
-WRITE_ACTIONS = {"create": "C", "update": "U", "delete": "D"}
 
 
 PATIENT_REFERENCE = re.compile(rb'"reference":"(Patient/[A-Za-z0-9\-.]{1,64})"')
@@ -68,7 +64,7 @@ class RequestAudit:
     def written(self, writes: Sequence[tuple[str, str, str]]) -> Resource:
         """The event of the request's writes, committed with them."""
         self.committed = True
-        actions = {WRITE_ACTIONS.get(kind, "E") for kind, _, _ in writes}
+        actions = {ACTIONS.get(kind, "E") for kind, _, _ in writes}
         action = actions.pop() if len(actions) == 1 and self.request.interaction not in (
             "transaction", "batch") else "E"
         return self._event(action, SUCCESS, f"{self._what()} committed",
@@ -106,9 +102,10 @@ class RequestAudit:
         if request.header("x-purpose-of-use") == "BTG":
             reason = unquote(request.header("x-break-glass-reason") or "")
             agent["purposeOfUse"] = [{"coding": [BTG], "text": reason}]
-        subtype = SUBTYPES.get(request.interaction)
+        subtype = "search-type" if request.interaction == "search-compartment" \
+            else request.interaction if request.interaction in RESTFUL else "operation"
         event = audit_event(REST, action, outcome, text, [agent, server_agent()], entities,
-                            subtype={"system": INTERACTION, "code": subtype or "operation"})
+                            subtype={"system": INTERACTION, "code": subtype})
         if "purposeOfUse" in agent:
             event["purposeOfEvent"] = agent["purposeOfUse"]
         return event

@@ -290,9 +290,6 @@ class Storage(Protocol):
     async def chain(self, after_seq: int, size: int) -> list[ChainLink]:
         """Up to ``size`` links of the audit chain after ``after_seq``, in order."""
 
-    async def chain_head(self) -> tuple[int, str]:
-        """The sequence and hash of the newest link ((0, "") for none)."""
-
     async def purge_chain(self, through_seq: int) -> int:
         """Erase the links up to ``through_seq`` and their resources (every version, every
         index row); how many were erased."""

@@ -486,10 +486,6 @@ class SqliteStorage:
         with _translate():
             return await self._in_pool(run)
 
-    async def chain_head(self) -> tuple[int, str]:
-        with _translate():
-            return await self._in_pool(_chain_head)
-
     async def purge_chain(self, through_seq: int) -> int:
         def run(conn: sqlite3.Connection) -> int:
             keys = conn.execute("SELECT type, id FROM audit_chain WHERE seq <= ?",
