@@ -28,6 +28,7 @@ from fhir_server.auth.server_key import server_key
 from fhir_server.auth.tokens import mint_user_token
 from fhir_server.cli import main as cli
 from fhir_server.config import Settings
+from fhir_server.search.ucum import canonical_unit
 
 TIER = "http://alliance-fhir.org/fhir/StructureDefinition/access-tier"
 CONCURRENCY = 8  # requests in flight, as wrk -c8 sends them (audit records group-commit)
@@ -121,6 +122,7 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=5000)
     parser.add_argument("--reads", type=int, default=5000)
     args = parser.parse_args()
+    canonical_unit("mg")  # the UCUM registry built now, not in a thread during the first run
     with tempfile.TemporaryDirectory() as work:
         db = Path(work) / "tiers.db"
         off = Settings(storage=f"sqlite:///{db}", metrics=False, access_log=False)

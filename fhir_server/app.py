@@ -58,6 +58,7 @@ def build_app(settings: Settings | None = None) -> FhirAsgiApp | CorsMiddleware:
         if observer is not None:
             observer.close()
         await exports.close()
+        await context.audit.close()
         await service.close()
 
     routes = {**ops.routes, **(smart.routes if smart is not None else {})}

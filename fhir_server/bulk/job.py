@@ -43,6 +43,9 @@ class Job:
     errors: list[str] = field(default_factory=list)  # OperationOutcome texts
     written: int = 0
     failure: str = ""
+    user: str = ""  # the fhirUser it reads for (its tier, applied as it runs); "": no user
+    patient: str = ""  # a patient/ token's patient
+    break_glass: bool = False
 
     def to_bytes(self) -> bytes:
         return jsonbytes.dumps(asdict(self))

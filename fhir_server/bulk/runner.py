@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -25,6 +26,7 @@ from fhir_server.bulk.deidentify import Pseudonyms, deidentify
 from fhir_server.bulk.job import DONE, FAILED, KIND, RUNNING, Job, Output
 from fhir_server.bulk.request import any_of_filters
 from fhir_server.config import Settings
+from fhir_server.core.gate import Gate
 from fhir_server.core.service import FhirService
 from fhir_server.core.summary import select_elements
 from fhir_server.search.plan import IdMatch, Node
@@ -37,6 +39,7 @@ LEASE_MS = 10_000  # a job whose worker stopped renewing is taken up this long a
 CHECKPOINT_SECONDS = 1.0  # the job's state is kept this often (and when it ends)
 SWEEP_SECONDS = 2.0
 NOTES = "errors-1.ndjson"
+GateSource = Callable[[Job], Awaitable[Gate]]
 
 
 def now_ms() -> int:
@@ -54,6 +57,7 @@ class ExportRunner:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.live: dict[str, Job] = {}  # the jobs running here, as they progress
         self._sweeper: asyncio.Task[None] | None = None
+        self.gates: GateSource | None = None  # auth on: the gate of a job's user
 
     async def open(self) -> None:
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -180,7 +184,8 @@ class ExportRunner:
 
     async def _criteria(self, job: Job, rtype: str) -> tuple[Node, ...]:
         """What a resource of this type must match: the compartment of the export's
-        patients (Patient and Group level) and any of its ``_typeFilter`` queries."""
+        patients (Patient and Group level), what its user may see (their tier), and any of
+        its ``_typeFilter`` queries."""
         searcher = self.service.searcher
         request = job.request
         where: tuple[Node, ...] = ()
@@ -190,6 +195,8 @@ class ExportRunner:
                 where = (IdMatch(ids, types=("Patient",)),) if ids is not None else ()
             else:
                 where = (searcher.compartment("Patient", ids, rtype),)
+        if job.user and self.gates is not None:  # what the user may see (as it is now)
+            where += (await self.gates(job)).criteria((rtype,))
         queries = request.filters.get(rtype)
         if queries:
             parsed = [await searcher.parse_request(

@@ -110,6 +110,8 @@ class Router:
                 current_audit.reset(audit_token)
             if audit is not None and not audit.committed:
                 await self.context.record(audit.answered(response.status))
+            elif audit is not None:
+                self.context.audit.noted()
             return response
         except FhirError as error:
             audit = self._auditor(request)

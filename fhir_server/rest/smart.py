@@ -48,6 +48,10 @@ class SmartEndpoints:
             return param.targets if param is not None else ()
         self.ctx.guard = Guard(self.tokens, targets, Tiers(service, settings.default_tier),
                                users, None if settings.audit_access else self._break_glass)
+        guard = self.ctx.guard
+        if self.ctx.exports is not None:  # an export reads what its user may see
+            self.ctx.exports.gates = lambda job: guard.gate_of(job.user, job.patient,
+                                                              job.break_glass)
 
     async def _break_glass(self, request: FhirRequest, grant: Grant, reason: str) -> None:
         await self.ctx.record(break_glass_event(grant.user, grant.client_id, reason,

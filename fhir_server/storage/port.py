@@ -41,6 +41,8 @@ class Reference:
     expression: str  # where it stands, e.g. "Observation.subject"
 
 
+MARK_STALE_SECONDS = 0.05  # how late ``data_mark`` may see another process's writes
+
 # (version, last_updated_ms, chain sequence, SHA-256 hex of the previous link) -> bytes
 Linker = Callable[[int, int, int, str], bytes]
 
@@ -59,6 +61,7 @@ class Write:
     skip_unchanged: bool = False  # an update whose content equals the current one: no-op
     unique: tuple[tuple[str, str], ...] = ()  # (system, value) no other of its type may hold
     link: Linker | None = None  # set: a link of the audit chain, rendered by this instead
+    index_later: bool = False  # its index rows are written by ``index_deferred``, not now
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +103,7 @@ class HistoryQuery:
     at_ms: int | None = None
     count: int = 50
     before_seq: int | None = None  # paging cursor: entries older than this position
+    visible: tuple[Node, ...] = ()  # criteria the resource (as it is now) must meet
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,8 +288,8 @@ class Storage(Protocol):
 
     async def data_mark(self) -> int:
         """A number that changes whenever a resource other than a link of the audit chain
-        is written, by any process (what was derived from the data is still valid while
-        it holds)."""
+        is written (what was derived from the data is still valid while it holds): at once
+        for this process's writes, within ``MARK_STALE_SECONDS`` for another process's."""
 
     async def chain(self, after_seq: int, size: int) -> list[ChainLink]:
         """Up to ``size`` links of the audit chain after ``after_seq``, in order."""
@@ -316,6 +320,10 @@ class Storage(Protocol):
         """Replace the index rows of up to ``size`` current resources after ``after_rid``,
         computing them with ``rows``; return (the last rid done or None when finished,
         how many were done)."""
+
+    async def index_deferred(self, size: int) -> int:
+        """Write the index rows of up to ``size`` resources stored with ``index_later``
+        (with the indexer of ``use_indexer``); return how many were done (0: none left)."""
 
     def use_indexer(self, rows: ReindexRows) -> None:
         """How to recompute a stored version's index rows (to remove them on update)."""

@@ -28,6 +28,7 @@ from fhir_server.search.plan import TABLES, Query
 from fhir_server.storage import sqlite_records as records
 from fhir_server.storage.port import (
     DEFAULT_OPTIONS,
+    MARK_STALE_SECONDS,
     AlreadyExists,
     ChainLink,
     CommitOptions,
@@ -94,6 +95,7 @@ class RowBatch:
         self.inserts: dict[str, list[tuple[Any, ...]]] = {}
         self.refs: list[tuple[str, str, str, str]] = []
         self.chain: list[tuple[int, str, str, str]] = []
+        self.deferred: list[tuple[int]] = []
         self.head: tuple[int, str] | None = None
 
     def link(self, conn: sqlite3.Connection, key: tuple[str, str], linker: Linker,
@@ -121,6 +123,7 @@ class RowBatch:
             insert_rows(conn, INSERT_ROWS[table], rows)
         insert_rows(conn, "INSERT OR IGNORE INTO refs", self.refs)
         insert_rows(conn, "INSERT INTO audit_chain (seq, type, id, hash)", self.chain)
+        insert_rows(conn, "INSERT OR IGNORE INTO deferred_index (rid)", self.deferred)
 
 
 def _bytes(content: bytes | str | None) -> bytes:
@@ -192,6 +195,8 @@ class SqliteStorage:
         self.index_of: ReindexRows | None = None
         self._since_analyze = 0
         self._group_observer: GroupObserver | None = None
+        self._mark = (0, -MARK_STALE_SECONDS)  # (data mark, when read: time.monotonic())
+        self._written_mark: int | None = None  # the mark the open write transaction sets
 
     # -- connections -------------------------------------------------------------------
 
@@ -280,10 +285,14 @@ class SqliteStorage:
     async def history(self, query: HistoryQuery) -> HistoryPage:
         return await self._in_pool(lambda conn: self._history(conn, query))
 
-    @staticmethod
-    def _history(conn: sqlite3.Connection, query: HistoryQuery) -> HistoryPage:
+    def _history(self, conn: sqlite3.Connection, query: HistoryQuery) -> HistoryPage:
         where: list[str] = ["1 = 1"]
-        params: list[str | int] = []
+        params: list[Any] = []
+        if query.visible:  # the versions of the resources that now meet them
+            checks, params = SearchRunner(conn, lambda key: self._pid(conn, key, False)
+                                          ).checks(query.visible)
+            where = ["EXISTS (SELECT 1 FROM resources r WHERE r.type = h.type AND "
+                     f"r.id = h.id AND r.deleted = 0 AND {checks})"]
         if query.resource_type:
             where.append("h.type = ?")
             params.append(query.resource_type)
@@ -395,6 +404,22 @@ class SqliteStorage:
                 pass  # temporary store by gigabytes at 1 M resources
         return await self._in_writer(lambda conn: self._reindex(conn, after_rid, size, rows))
 
+    async def index_deferred(self, size: int) -> int:
+        return await self._in_writer(lambda conn: self._index_deferred(conn, size))
+
+    def _index_deferred(self, conn: sqlite3.Connection, size: int) -> int:
+        batch = conn.execute(
+            "SELECT d.rid, h.content, r.deleted FROM deferred_index d "
+            "LEFT JOIN resources r ON r.rid = d.rid LEFT JOIN history h ON h.seq = r.seq "
+            "ORDER BY d.rid LIMIT ?", (size,)).fetchall()
+        queued = RowBatch()
+        for rid, content, deleted in batch:
+            if content is not None and not deleted and self.index_of is not None:
+                self._add_rows(conn, queued.inserts, rid, self.index_of(content))
+        queued.flush(conn)
+        conn.executemany("DELETE FROM deferred_index WHERE rid = ?", [(r[0],) for r in batch])
+        return len(batch)
+
     async def _in_writer(self, job: Callable[[sqlite3.Connection], T]) -> T:
         future: Future[T] = Future()
         self._queue.put((job, future))
@@ -412,6 +437,7 @@ class SqliteStorage:
         queued.flush(conn)
         if len(batch) < size:
             conn.execute("DELETE FROM settings WHERE key = 'reindex'")
+            conn.execute("DELETE FROM deferred_index")  # every resource has its rows now
             return None, len(batch)
         return int(batch[-1][0]), len(batch)
 
@@ -469,11 +495,21 @@ class SqliteStorage:
         conn.executemany("DELETE FROM history WHERE type = ? AND id = ?", keys)
 
     async def data_mark(self) -> int:
-        """Inline, as a point read."""
+        """Kept in memory: set by this process's writer as it commits, read again from the
+        database (inline, as a point read) when older than MARK_STALE_SECONDS. A query on
+        every request cost more than the read it guarded: each statement of the event
+        loop's thread waits for the GIL while the writer holds it."""
+        mark, at = self._mark
+        now = time.monotonic()
+        if now - at < MARK_STALE_SECONDS:
+            return mark
         with _translate():
             row = self._reader().execute(
                 "SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'data-seq'").fetchone()
-        return int(row[0]) if row else 0
+        mark = int(row[0]) if row else 0
+        if self._mark[1] < now:  # unless the writer set a newer one meanwhile
+            self._mark = (mark, now)
+        return mark
 
     async def chain(self, after_seq: int, size: int) -> list[ChainLink]:
         def run(conn: sqlite3.Connection) -> list[ChainLink]:
@@ -537,21 +573,26 @@ class SqliteStorage:
     def _run_group(self, conn: sqlite3.Connection, group: list[Job]) -> None:
         outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
         nested = len(group) > 1  # a lone commit's failure may undo the whole transaction
+        self._written_mark = None
         try:
             conn.execute("BEGIN IMMEDIATE")
             for job, future in group:
                 if nested:
                     conn.execute("SAVEPOINT job")
+                mark = self._written_mark
                 try:
                     outcomes.append((future, job(conn), None))
                     if nested:
                         conn.execute("RELEASE job")
                 except Exception as error:
+                    self._written_mark = mark  # (its data mark was undone with it)
                     for undo in ("ROLLBACK TO job", "RELEASE job") if nested else ("ROLLBACK",):
                         conn.execute(undo)
                     outcomes.append((future, None, error))
             if conn.in_transaction:
                 conn.execute("COMMIT")
+                if self._written_mark is not None:  # (before the commits are answered)
+                    self._mark = (self._written_mark, time.monotonic())
         except sqlite3.Error as fault:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -590,6 +631,7 @@ class SqliteStorage:
         batch.flush(conn)
         if any(w.link is None for w in writes):
             conn.execute("INSERT OR REPLACE INTO settings VALUES ('data-seq', ?)", (batch.seq,))
+            self._written_mark = batch.seq
         check_unique(conn, writes, lambda key: self._pid(conn, key, create=False))
         self._check_integrity(conn, writes, options)
         return results
@@ -643,7 +685,9 @@ class SqliteStorage:
             if old is not None and self.index_of is not None:
                 self._add_rows(conn, batch.deletes, rid, self.index_of(old))
         batch.refs += [(*key, ref.resource_type, ref.id) for ref in write.references]
-        if content is not None and write.index:
+        if content is not None and write.index_later:
+            batch.deferred.append((rid,))
+        elif content is not None and write.index:
             self._add_rows(conn, batch.inserts, rid, write.index)
         return StoredVersion(*key, version, now, content is None, content or b"",
                              created=deleted and content is not None)

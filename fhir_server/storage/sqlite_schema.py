@@ -201,6 +201,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE audit_chain (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, id TEXT NOT NULL,
         hash TEXT NOT NULL);
     """,
+    # 13: resources stored without their index rows yet (the server's AuditEvents)
+    """
+    CREATE TABLE deferred_index (rid INTEGER PRIMARY KEY);
+    """,
 )
 
 

@@ -177,6 +177,21 @@ def test_search_by_index_rows_and_order(store):
     assert [m.id for m in rest.matches] == ["c"] and not rest.has_next
 
 
+def test_rows_indexed_later_are_found_once_indexed(store):
+    def later(rid: str, code: str) -> Write:
+        body = {"code": {"text": code}, "day": 1}
+        return replace(put("Observation", rid, body), index_later=True)
+
+    store.storage.use_indexer(lambda content: _rows(orjson.loads(content)["code"]["text"], 1))
+    store.commit([later("a", "1"), later("b", "2"), later("gone", "1")])
+    store.commit([Write("delete", "Observation", "gone")])
+    code = IndexMatch("token", "Observation.code", ((Cmp("code", "=", "1"),),))
+    assert store.search(Query(("Observation",), (code,))).matches == []
+    assert store.index_deferred(2) == 2 and store.index_deferred(2) == 1
+    assert store.index_deferred(2) == 0
+    assert [m.id for m in store.search(Query(("Observation",), (code,))).matches] == ["a"]
+
+
 def test_concurrent_commits_are_grouped_and_all_land(store):
     async def many() -> list:
         return await asyncio.gather(

@@ -73,7 +73,9 @@ async def export_kickoff(ctx: Context, request: FhirRequest,
               mark=await ctx.service.storage.snapshot_mark(),
               transaction_time=_instant(created), created_ms=created,
               expires_ms=created + ctx.settings.export_expiry * 1000,
-              secret=os.urandom(32).hex())
+              secret=os.urandom(32).hex(), user=grant.user if grant else "",
+              patient=grant.patient if grant and grant.context == "patient" else "",
+              break_glass=request.header("x-purpose-of-use") == "BTG")
     await runner.start(job)
     await _audit(ctx, request, job, "E", f"export started: {job.request_url}")
     status_url = f"{request.base_url}/$export-status/{job.id}"
