@@ -4,6 +4,7 @@ kill -9 under load loses no audit record of an answered request."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import time
@@ -105,6 +106,21 @@ def test_every_request_has_its_audit_event(audited, capsys):
     sequences = [next(x["valueInteger"] for x in e["extension"]
                       if x["url"].endswith("audit-sequence")) for e in events]
     assert sorted(sequences) == list(range(min(sequences), max(sequences) + 1))
+
+
+def test_events_are_indexed_for_search_in_a_quiet_moment(audited, capsys):
+    client, settings = audited
+    doc = _token(settings.storage, "doc", capsys)
+    assert client.get("/Patient/p1", headers=doc).status_code == 200
+    db = sqlite3.connect(settings.storage.removeprefix("sqlite:///"))
+    deadline = time.monotonic() + 30
+    while db.execute("SELECT count(*) FROM deferred_index").fetchone()[0]:
+        assert time.monotonic() < deadline, "the events were not indexed while quiet"
+        client.runner.run(asyncio.sleep(0.05))  # (the app's loop runs only in this client)
+    indexed = db.execute("SELECT count(*) FROM idx_reference f JOIN resources r ON "
+                         "r.rid = f.rid WHERE r.type = 'AuditEvent'").fetchone()[0]
+    db.close()
+    assert indexed > 0
 
 
 def test_the_chain_verifies_and_a_tampered_row_is_found(audited, capsys):

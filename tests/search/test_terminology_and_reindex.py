@@ -115,7 +115,7 @@ def test_an_older_database_is_reindexed_when_opened(settings):
         db.executescript("DROP TRIGGER idx_token_added; DROP TRIGGER idx_token_removed; "
                          "DROP TABLE token_counts; DROP INDEX resources_by_type; "
                          "DROP INDEX idx_quantity_rid; DROP INDEX idx_string_head; "
-                         "DROP TABLE records; DROP TABLE audit_chain; "
+                         "DROP TABLE records; DROP TABLE audit_chain; DROP TABLE deferred_index; "
                          "DELETE FROM schema_version "
                          "WHERE version >= 5")
     db.close()
