@@ -52,6 +52,7 @@ class Settings:
     dev_tokens: bool = False  # accept user tokens minted by ``alliance-fhir token``
     default_tier: str = "own-patients"  # a user's tier when their PractitionerRole has none
     audit_access: bool = True  # with auth on: an AuditEvent for every request
+    break_glass_roles: str = ""  # PractitionerRole.code codes that may break glass; "": any
     audit_retention_days: int = 183  # AuditEvents older are removed by ``audit purge``
     export_dir: str = ""  # $export files, a folder per job; empty: beside the SQLite file
     export_file_bytes: int = 256 * 1024 * 1024  # an output file is closed beyond this size
@@ -76,6 +77,11 @@ class Settings:
     def unique_systems(self) -> frozenset[str]:
         """Identifier systems whose values no two resources of one type may share."""
         return frozenset(s.strip() for s in self.unique_identifiers.split(",") if s.strip())
+
+    @property
+    def break_glass_codes(self) -> frozenset[str]:
+        """The role codes allowed break-glass (empty: every clinician, i.e. non-admin)."""
+        return frozenset(c.strip() for c in self.break_glass_roles.split(",") if c.strip())
 
     @property
     def cors_origin_list(self) -> list[str]:

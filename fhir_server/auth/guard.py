@@ -29,9 +29,10 @@ class Guard:
 
     def __init__(self, tokens: TokenService, targets: Targets, tiers: Tiers,
                  users: UserTokens | None = None,
-                 break_glass: Recorder | None = None) -> None:
+                 break_glass: Recorder | None = None,
+                 break_glass_codes: frozenset[str] = frozenset()) -> None:
         self.tokens, self.targets, self.tiers, self.users = tokens, targets, tiers, users
-        self.break_glass = break_glass
+        self.break_glass, self.break_glass_codes = break_glass, break_glass_codes
 
     async def check(self, request: FhirRequest, args: dict[str, str]) -> UserGate | None:
         """The user's gate for the request (None for a backend client or a public
@@ -67,6 +68,10 @@ class Guard:
                                 "X-Break-Glass-Reason")
             if user.admin:
                 raise Forbidden("administrators have no break-glass access to patient data")
+            if self.break_glass_codes and not user.codes & self.break_glass_codes:
+                raise Forbidden("break-glass is open only to the roles "
+                                f"{', '.join(sorted(self.break_glass_codes))} "
+                                "(FHIR_BREAK_GLASS_ROLES)")
             if self.break_glass is not None:
                 await self.break_glass(request, grant, reason)
         if request.interaction in ("reindex", "expunge") and "system-admin" not in user.roles:

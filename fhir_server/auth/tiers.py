@@ -68,6 +68,7 @@ class User:
     actors: tuple[str, ...]  # references that stand for the user (Type/id)
     organizations: tuple[str, ...]  # its organisation and departments (organization tier)
     mark: int = 0  # the storage's data mark when this was read (``Storage.data_mark``)
+    codes: frozenset[str] = frozenset()  # every code of its PractitionerRole.code
 
     @property
     def admin(self) -> bool:
@@ -82,11 +83,16 @@ def tier_of(role: Resource, default: str) -> str:
     return default
 
 
+def role_codings(role: Resource) -> list[tuple[str, str]]:
+    """(system, code) of each coding of a PractitionerRole's ``code``."""
+    return [(str(c.get("system") or ""), str(c["code"])) for concept in role.get("code") or ()
+            if isinstance(concept, dict) for c in concept.get("coding") or ()
+            if isinstance(c, dict) and isinstance(c.get("code"), str)]
+
+
 def admin_roles(role: Resource) -> frozenset[str]:
-    return frozenset(str(c["code"]) for concept in role.get("code") or ()
-                     if isinstance(concept, dict) for c in concept.get("coding") or ()
-                     if isinstance(c, dict) and c.get("system") == ADMIN_ROLE_SYSTEM
-                     and c.get("code") in ADMIN_ROLES)
+    return frozenset(code for system, code in role_codings(role)
+                     if system == ADMIN_ROLE_SYSTEM and code in ADMIN_ROLES)
 
 
 class PatientData:
@@ -276,7 +282,8 @@ class Tiers:
         organization = (role.get("organization") or {}).get("reference")
         if tier == "organization" and isinstance(organization, str):
             organizations = await self._departments(organization)
-        return User(reference, tier, admin_roles(role), tuple(actors), organizations, mark)
+        return User(reference, tier, admin_roles(role), tuple(actors), organizations, mark,
+                    frozenset(code for _, code in role_codings(role)))
 
     async def gate(self, user: User, patient: str = "", break_glass: bool = False) -> UserGate:
         """The gate of a request by ``user`` (bound to one patient by a ``patient/`` token;

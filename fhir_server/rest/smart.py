@@ -47,7 +47,8 @@ class SmartEndpoints:
             param = service.search_registry.get(source, code)
             return param.targets if param is not None else ()
         self.ctx.guard = Guard(self.tokens, targets, Tiers(service, settings.default_tier),
-                               users, None if settings.audit_access else self._break_glass)
+                               users, None if settings.audit_access else self._break_glass,
+                               settings.break_glass_codes)
         guard = self.ctx.guard
         if self.ctx.exports is not None:  # an export reads what its user may see
             self.ctx.exports.gates = lambda job: guard.gate_of(job.user, job.patient,

@@ -75,6 +75,10 @@ ALLIANCE = [
 SEES = {"own": {"p1"}, "org": {"p1", "p2", "p4"}, "all": {"p1", "p2", "p3", "p4"},
         "townie": {"p3"}, "sys": set(), "sec": set(), "aud": set()}
 OBSERVATIONS = {"p1": "o1", "p2": "o2", "p3": "o3"}
+# patient/ tokens: (user, the token's patient) -> what they may see (that patient, in the tier)
+PATIENT_TOKENS = {"all/p3": ("all", "p3", {"p3"}), "own/p1": ("own", "p1", {"p1"}),
+                  "own/p3": ("own", "p3", set())}
+MATRIX = sorted([*SEES, *PATIENT_TOKENS])
 
 
 @pytest.fixture(scope="module")
@@ -101,16 +105,24 @@ def _as(issuer: Issuer, user: str, scope: str = "user/*.cruds", **claims: object
     return {"authorization": f"Bearer {issuer.token(f'PractitionerRole/{user}', scope, **claims)}"}
 
 
+def _reader(issuer: Issuer, who: str) -> tuple[dict, set[str]]:
+    """The headers of a matrix reader (a user, or a user's patient/ token) and the
+    patients they may see."""
+    if who in PATIENT_TOKENS:
+        user, patient, seen = PATIENT_TOKENS[who]
+        return _as(issuer, user, "patient/*.rs", patient=patient), seen
+    return _as(issuer, who), SEES[who]
+
+
 def _ids(bundle: dict, mode: str = "match") -> set[str]:
     return {e["resource"]["id"] for e in bundle.get("entry", [])
             if e.get("search", {}).get("mode") == mode}
 
 
-@pytest.mark.parametrize("user", sorted(SEES))
+@pytest.mark.parametrize("user", MATRIX)
 def test_each_tier_reads_exactly_its_patients(alliance, user):
     client, issuer, _ = alliance
-    headers = _as(issuer, user)
-    seen = SEES[user]
+    headers, seen = _reader(issuer, user)
     found = client.get("/Patient?_total=accurate&_count=2", headers=headers).json()
     assert found["total"] == len(seen)
     pages, ids = found, set()
@@ -216,6 +228,22 @@ def test_break_glass_opens_the_alliance_for_one_request_and_is_audited(alliance)
     assert event["entity"][0]["what"]["reference"] == "Patient/p3"
 
 
+def test_break_glass_can_be_kept_to_some_roles(alliance):
+    _, issuer, settings = alliance
+    emergency = {**_as(issuer, "own"), "x-purpose-of-use": "BTG", "x-break-glass-reason": "x"}
+    kept = replace(settings, break_glass_roles="doctor, 309343006")
+    with Client(build_app(kept)) as client:
+        refused = client.get("/Patient/p3", headers=emergency)
+        assert refused.status_code == 403 and "FHIR_BREAK_GLASS_ROLES" in refused.text
+    doctor = {**_role("own", "pa", "dept"), "code": [{"coding": [
+        {"system": "http://terminology.hl7.org/CodeSystem/practitioner-role",
+         "code": "doctor"}]}]}
+    with Client(build_app(replace(settings, auth="none"))) as open_client:
+        assert open_client.put("/PractitionerRole/own", json=doctor).status_code == 200
+    with Client(build_app(kept)) as client:
+        assert client.get("/Patient/p3", headers=emergency).status_code == 200
+
+
 def test_break_glass_is_audited_with_access_audit_off(alliance):
     _, issuer, settings = alliance
     with Client(build_app(replace(settings, audit_access=False))) as quiet:
@@ -299,16 +327,16 @@ def test_development_tokens_from_the_cli(alliance, capsys):
             "authorization": f"Bearer {token}"}).status_code == 401
 
 
-@pytest.mark.parametrize("user", sorted(SEES))
+@pytest.mark.parametrize("user", MATRIX)
 def test_a_bulk_export_holds_what_its_user_may_see(alliance, user):
     client, issuer, _ = alliance
-    headers = _as(issuer, user)
+    headers, seen = _reader(issuer, user)
     status_url = kick_off(client, "/Patient/$export?_type=Patient,Observation", headers)
     exported = [orjson.loads(line) for line in lines(
         client, finished(client, status_url, headers), headers)]
-    assert {r["id"] for r in exported if r["resourceType"] == "Patient"} == SEES[user]
+    assert {r["id"] for r in exported if r["resourceType"] == "Patient"} == seen
     assert {r["id"] for r in exported if r["resourceType"] == "Observation"} \
-        == {OBSERVATIONS[p] for p in SEES[user] if p in OBSERVATIONS}
+        == {OBSERVATIONS[p] for p in seen if p in OBSERVATIONS}
 
 
 def test_a_unique_identifier_held_outside_the_tier_is_not_named(alliance):
