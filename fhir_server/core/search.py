@@ -81,7 +81,7 @@ class Searcher:
         gate = current_gate.get()
         if gate is not None:
             query = replace(query, where=query.where + gate.criteria(query.types),
-                            visible=gate.criteria(()) if query.includes else ())
+                            visible=gate.criteria(_brought(query)) if query.includes else ())
         try:
             return await self.storage.search(query)
         except SearchTimeout:
@@ -127,3 +127,10 @@ class Searcher:
             nodes.append(IdMatch((id,), types=(compartment,)) if id is not None
                          else OfType((compartment,)))
         return AnyOf(tuple(nodes))
+
+
+def _brought(query: Query) -> tuple[str, ...]:
+    """The types a query's includes can bring in (empty: any)."""
+    if any(not include.brings for include in query.includes):
+        return ()
+    return tuple(sorted({t for include in query.includes for t in include.brings}))

@@ -130,9 +130,10 @@ class SearchParser:
             return [self._include(name, value, types, reverse, bool(modifier))]
         searched = types or self.registry.types
         if not reverse:
-            return [Include(t, keys, None, False, bool(modifier)) for t in searched
-                    if (keys := self._reference_keys(t, None))]
-        return [Include(source, keys, None, True, bool(modifier))
+            return [Include(t, keys, None, False, bool(modifier), _brought(
+                [p for p in self.registry.params(t) if p.type == "reference"]))
+                for t in searched if (keys := self._reference_keys(t, None))]
+        return [Include(source, keys, None, True, bool(modifier), (source,))
                 for source in self.registry.types
                 if (keys := self._reference_keys(source, set(searched)))]
 
@@ -163,8 +164,9 @@ class SearchParser:
             params = [param]
         if target is not None and target not in self.registry.types:
             raise FhirError(f"Unknown target type {target!r} in {name}", name)
+        brings = (source,) if reverse else (target,) if target else _brought(params)
         return Include(source, tuple(q.key for p in params for q in self._parts(p)), target,
-                       reverse, iterate)
+                       reverse, iterate, brings)
 
     # -- criteria -------------------------------------------------------------------------
 
@@ -270,3 +272,10 @@ class SearchParser:
         if len({p.key for p in params}) > 1:
             raise FhirError(f"'{code}' differs between resource types", where)
         return params[0]
+
+
+def _brought(params: list[SearchParam]) -> tuple[str, ...]:
+    """The types reference parameters can point to (empty: any, when one has no targets)."""
+    if not params or any(not p.targets for p in params):
+        return ()
+    return tuple(sorted({t for p in params for t in p.targets}))

@@ -129,6 +129,7 @@ class Include:
     target_type: str | None = None
     reverse: bool = False
     iterate: bool = False
+    brings: tuple[str, ...] = ()  # the types it can bring in (empty: any)
 
 
 @dataclass(frozen=True, slots=True)
