@@ -1,0 +1,127 @@
+"""Compiling a search plan (``search/plan.py``) to MongoDB filters on ``resources``.
+
+Index matches become ``$elemMatch`` on the index entry arrays (``idx.<table>``, each
+entry's ``k`` the parameter's index key), served by the compound multikey indexes of
+``layout.INDEXES``. A chain or ``_has`` runs its inner search first, as its own indexed
+query, and becomes an ``$in`` list of the ids it found: MongoDB has no join a filter can
+use, and ``$lookup`` would read every candidate's referrers. Values are always data.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fhir_server.search.plan import (
+    TABLES,
+    AllOf,
+    AnyOf,
+    Chain,
+    Cmp,
+    Conjunction,
+    Has,
+    IdMatch,
+    IndexMatch,
+    LastUpdated,
+    Missing,
+    Node,
+    OfType,
+)
+
+MAX_TEXT = "\U0010ffff"  # sorts after every other character: the end of a prefix range
+NOTHING: dict[str, Any] = {"_id": {"$in": []}}
+OPS = {"=": "$eq", "!=": "$ne", "<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
+Filter = dict[str, Any]
+# (filter on resources, projection) -> the matching documents' chosen fields
+Finder = Callable[[Filter, str], Awaitable[list[Any]]]
+
+
+def condition(cmp: Cmp) -> dict[str, Any]:
+    """A column's condition for one comparison (operators, so that several on one column
+    merge into one)."""
+    if cmp.op in OPS:
+        return {OPS[cmp.op]: cmp.value}
+    if cmp.op == "prefix":
+        return {"$gte": cmp.value, "$lt": cmp.value + MAX_TEXT}
+    if cmp.op == "contains":
+        return {"$regex": re.escape(cmp.value)}
+    if cmp.op == "in":
+        return {"$in": list(cmp.value)}
+    if cmp.op == "is-null":
+        return {"$eq": None}
+    raise ValueError(f"unknown operator {cmp.op}")
+
+
+def _column(table: str, column: str) -> str:
+    if column not in TABLES[table]:
+        raise ValueError(f"unknown index column: {table}.{column}")
+    return column
+
+
+def entry_match(table: str, param: str, conjunction: Conjunction) -> Filter:
+    """Resources with an entry of ``param`` in ``table`` meeting every comparison."""
+    entry: dict[str, Any] = {"k": param}
+    for cmp in conjunction:
+        entry.setdefault(_column(table, cmp.column), {}).update(condition(cmp))
+    return {f"idx.{table}": {"$elemMatch": entry}}
+
+
+def either(filters: list[Filter]) -> Filter:
+    return filters[0] if len(filters) == 1 else {"$or": filters} if filters else NOTHING
+
+
+class MongoCompiler:
+    """Compiles plan nodes; ``find`` runs the inner searches of chains and ``_has``."""
+
+    def __init__(self, find: Finder) -> None:
+        self.find = find
+
+    async def where(self, nodes: tuple[Node, ...]) -> Filter:
+        """``$and`` of the nodes (``{}`` when none)."""
+        parts = [await self.node(node) for node in nodes]
+        return parts[0] if len(parts) == 1 else {"$and": parts} if parts else {}
+
+    async def node(self, node: Node) -> Filter:
+        if isinstance(node, IndexMatch):
+            found = either([entry_match(node.table, node.param, c) for c in node.any_of])
+            return {"$nor": [found]} if node.negate else found
+        if isinstance(node, Missing):
+            present = {f"idx.{node.table}": {"$elemMatch": {"k": node.param}}}
+            return {"$nor": [present]} if node.missing else present
+        if isinstance(node, IdMatch):
+            found = {"id": {"$in": list(node.ids)},
+                     **({"type": {"$in": list(node.types)}} if node.types else {})}
+            return {"$nor": [found]} if node.negate else found
+        if isinstance(node, OfType):
+            return {"type": {"$in": list(node.types)}}
+        if isinstance(node, LastUpdated):
+            return either([{"$and": [{"updated": condition(c)} for c in conjunction]}
+                           for conjunction in node.any_of])
+        if isinstance(node, Chain):
+            inner = await self.where(node.where)
+            ids = await self.find({"type": node.target_type, "deleted": False, **_and(inner)},
+                                  "id")
+            return {"idx.reference": {"$elemMatch": {
+                "k": node.param, "target_type": node.target_type, "target_id": {"$in": ids}}}}
+        if isinstance(node, Has):
+            return await self._has(node)
+        children = [await self.node(child) for child in node.nodes]
+        if isinstance(node, AnyOf):
+            return either(children)
+        assert isinstance(node, AllOf)
+        return {"$and": children} if children else {}
+
+    async def _has(self, node: Has) -> Filter:
+        inner = await self.where(node.where)
+        sources = await self.find({"type": node.source_type, "deleted": False, **_and(inner)},
+                                  "idx.reference")
+        ids = {entry["target_id"] for entries in sources for entry in entries or ()
+               if entry["k"] == node.param and entry["target_type"] == node.target_type}
+        return {"type": node.target_type, "id": {"$in": sorted(ids)}}
+
+
+def _and(inner: Filter) -> Filter:
+    """A compiled ``where`` as extra top-level conditions (under ``$and``, so that its own
+    keys never collide with the caller's)."""
+    return {"$and": [inner]} if inner else {}

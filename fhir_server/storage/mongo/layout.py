@@ -1,0 +1,57 @@
+"""How the MongoDB adapter lays out its data: collections, their indexes, and the
+documents it stores.
+
+``resources`` holds one document per resource (its current version, ``_id`` "Type/id"):
+the stored bytes as BSON binary (served as stored), the version, the outgoing references
+(``refs``, for referential integrity) and the search index entries derived from the one
+SearchParameter registry, one array per index table (``idx.token``: ``{"k": key,
+"system": ..., "code": ...}``; the columns of ``search.plan.TABLES``). ``history`` holds
+every version by its sequence number. ``counters`` hands out sequence numbers, resource
+numbers (``rid``: storage order, the paging key), the data mark and the audit chain's head;
+``records`` the server's own records; ``audit_chain`` the chain's links.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson import Binary
+from pymongo import ASCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from fhir_server.search.extract import IndexRows
+from fhir_server.search.plan import TABLES
+
+Database = AsyncDatabase[dict[str, Any]]
+RESOURCES, HISTORY, COUNTERS = "resources", "history", "counters"
+RECORDS, CHAIN, SETTINGS = "records", "audit_chain", "settings"
+
+INDEXES: dict[str, list[IndexModel]] = {
+    RESOURCES: [
+        IndexModel([("rid", ASCENDING)], unique=True, name="by_rid"),
+        IndexModel([("type", ASCENDING), ("rid", ASCENDING)], name="by_type"),
+        IndexModel([("refs.type", ASCENDING), ("refs.id", ASCENDING)], name="referrers"),
+        IndexModel([("later", ASCENDING)], name="index_later", sparse=True),
+        *(IndexModel([(f"idx.{table}.k", ASCENDING), (f"idx.{table}.{columns[0]}", ASCENDING),
+                      *([(f"idx.{table}.{columns[1]}", ASCENDING)] if len(columns) > 1
+                        else [])], name=f"idx_{table}")
+          for table, columns in TABLES.items()),
+    ],
+    HISTORY: [
+        IndexModel([("type", ASCENDING), ("id", ASCENDING), ("version", ASCENDING)],
+                   unique=True, name="by_version"),
+        IndexModel([("type", ASCENDING), ("_id", ASCENDING)], name="by_type"),
+    ],
+    RECORDS: [IndexModel([("kind", ASCENDING), ("key", ASCENDING)], name="by_kind")],
+}
+
+
+def index_entries(rows: IndexRows | None) -> dict[str, list[dict[str, Any]]]:
+    """The ``idx`` field of a resource document from its index rows."""
+    return {table: [{"k": key, **dict(zip(TABLES[table], values, strict=True))}
+                    for key, values in entries]
+            for table, entries in (rows or {}).items() if entries}
+
+
+def binary(content: bytes | None) -> Binary | None:
+    return None if content is None else Binary(content)

@@ -1,0 +1,464 @@
+"""The MongoDB adapter: the storage port on PyMongo's ``AsyncMongoClient``.
+
+Every commit is one multi-document transaction (``with_transaction`` retries it on a
+transient conflict); a deployment that cannot run transactions (a standalone mongod) is
+refused at start-up with a clear error, never used without them. Write concern ``majority``
+by default (the URL's ``w``, ``readPreference``, ``maxPoolSize`` and timeouts apply), so
+an acknowledged write survives the loss of the server and of a minority of members.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+from pymongo import AsyncMongoClient, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import (
+    ConnectionFailure,
+    ExecutionTimeout,
+    OperationFailure,
+    PyMongoError,
+)
+
+from fhir_server.search.plan import Query
+from fhir_server.storage.mongo import records
+from fhir_server.storage.mongo.layout import (
+    CHAIN,
+    COUNTERS,
+    HISTORY,
+    INDEXES,
+    RESOURCES,
+    SETTINGS,
+    index_entries,
+)
+from fhir_server.storage.mongo.search import MongoSearch
+from fhir_server.storage.mongo.writes import Commit, next_numbers
+from fhir_server.storage.port import (
+    DEFAULT_OPTIONS,
+    MARK_STALE_SECONDS,
+    ChainLink,
+    CommitOptions,
+    Condition,
+    ConditionChanged,
+    ExportSlice,
+    ExpungeTooLarge,
+    GroupObserver,
+    HistoryEntry,
+    HistoryPage,
+    HistoryQuery,
+    IntegrityError,
+    Record,
+    Recorder,
+    ReindexRows,
+    SearchPage,
+    SearchTimeout,
+    StorageError,
+    StorageStats,
+    StoredVersion,
+    Write,
+)
+
+DEFAULT_DATABASE = "alliance_fhir"
+SERVER_SELECTION_MS = 5000  # how long an operation waits for a reachable member
+RETRY_SECONDS = 30.0  # how long a commit is retried after write conflicts
+WRITE_CONFLICT = 112
+
+
+def is_mongo_url(url: str) -> bool:
+    return url.startswith(("mongodb://", "mongodb+srv://"))
+
+
+@contextlib.asynccontextmanager
+async def translated() -> AsyncIterator[None]:
+    """PyMongo's errors as port errors, at one border (the port's own pass through)."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except ExecutionTimeout:
+        raise SearchTimeout("search stopped past the deadline") from None
+    except ConnectionFailure as error:
+        raise StorageError(f"mongodb unreachable: {error}") from error
+    except PyMongoError as error:
+        raise StorageError(f"mongodb: {error}") from error
+
+
+def _version(document: dict[str, Any]) -> StoredVersion:
+    content = document.get("content")
+    return StoredVersion(document["type"], document["id"], document["version"],
+                         document["updated"], content is None, bytes(content or b""))
+
+
+class MongoStorage:
+    """The storage port on a MongoDB replica set or sharded cluster."""
+
+    def __init__(self, url: str, search_timeout: float = 30.0,
+                 clock: Callable[[], int] | None = None) -> None:
+        self.url = url
+        self.search_timeout = search_timeout
+        self.clock = clock or (lambda: time.time_ns() // 1_000_000)
+        self.index_of: ReindexRows | None = None
+        self._client: AsyncMongoClient[dict[str, Any]] | None = None
+        self._secret = b""
+        self._last_ms = 0
+        self._open_commits = 0
+        self._group_observer: GroupObserver | None = None
+        self._mark = (0, -MARK_STALE_SECONDS)
+        self._size = 0
+        self._turn = asyncio.Lock()
+
+    @property
+    def db(self) -> AsyncDatabase[dict[str, Any]]:
+        if self._client is None:
+            raise StorageError("storage is not open")
+        return self._client.get_default_database(default=DEFAULT_DATABASE)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def open(self) -> None:
+        options: dict[str, Any] = {"serverSelectionTimeoutMS": SERVER_SELECTION_MS}
+        if "w=" not in self.url:
+            options["w"] = "majority"
+        self._client = AsyncMongoClient(self.url, **options)
+        async with translated():
+            hello = await self._client.admin.command("hello")
+            if not hello.get("setName") and hello.get("msg") != "isdbgrid":
+                await self.close()
+                raise StorageError(
+                    "this MongoDB is a standalone server, which cannot run multi-document "
+                    "transactions: run it as a replica set (one member is enough: "
+                    "mongod --replSet rs0, then rs.initiate()) or use a sharded cluster")
+            for name, models in INDEXES.items():  # idempotent: existing ones are kept
+                await self.db[name].create_indexes(models)
+            found = await self.db[SETTINGS].find_one_and_update(
+                {"_id": "paging-secret"}, {"$setOnInsert": {"value": os.urandom(32)}},
+                upsert=True, return_document=ReturnDocument.AFTER)
+            assert found is not None  # (upserted)
+            self._secret = bytes(found["value"])
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def ping(self) -> None:
+        """Answer ``dbStats`` (which also gives ``stats`` the database's size)."""
+        async with translated():
+            found = await self.db.command("dbStats")
+        self._size = int(found.get("storageSize", 0)) + int(found.get("indexSize", 0))
+
+    def stats(self) -> StorageStats:
+        """Commits under way, and the size the last ``ping`` saw."""
+        return StorageStats(self._open_commits, self._size)
+
+    def observe_groups(self, observer: GroupObserver) -> None:
+        self._group_observer = observer
+
+    def use_indexer(self, rows: ReindexRows) -> None:
+        self.index_of = rows
+
+    async def secret(self) -> bytes:
+        return self._secret
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def read(self, resource_type: str, id: str) -> StoredVersion | None:
+        async with translated():
+            found = await self.db[RESOURCES].find_one({"_id": f"{resource_type}/{id}"},
+                                                      {"idx": 0, "refs": 0})
+        return _version(found) if found else None
+
+    async def vread(self, resource_type: str, id: str, version: int) -> StoredVersion | None:
+        async with translated():
+            found = await self.db[HISTORY].find_one(
+                {"type": resource_type, "id": id, "version": version})
+        return _version(found) if found else None
+
+    async def history(self, query: HistoryQuery) -> HistoryPage:
+        match: dict[str, Any] = {}
+        if query.resource_type:
+            match["type"] = query.resource_type
+        if query.id:
+            match["id"] = query.id
+        if query.since_ms is not None:
+            match["updated"] = {"$gte": query.since_ms}
+        async with translated():
+            if query.visible:  # the versions of the resources that now meet them
+                keys = await self.db[RESOURCES].find(await self._searcher().filter(
+                    (query.resource_type,) if query.resource_type else (), query.visible),
+                    {"_id": 1}).to_list()
+                match["$expr"] = {"$in": [{"$concat": ["$type", "/", "$id"]},
+                                          [k["_id"] for k in keys]]}
+            if query.at_ms is not None:
+                return await self._history_at(match, query)
+            total = await self.db[HISTORY].count_documents(match)
+            page = {**match, **({"_id": {"$lt": query.before_seq}}
+                                if query.before_seq is not None else {})}
+            found = await self.db[HISTORY].find(page).sort("_id", -1).limit(
+                query.count + 1).to_list()
+        return _history_page(found, total, query.count)
+
+    async def _history_at(self, match: dict[str, Any], query: HistoryQuery) -> HistoryPage:
+        """Each resource's version current at ``at_ms`` (the newest not after it)."""
+        match = {**match, "updated": {**match.get("updated", {}), "$lte": query.at_ms}}
+        newest = [{"$match": match}, {"$sort": {"_id": -1}},
+                  {"$group": {"_id": {"type": "$type", "id": "$id"},
+                              "doc": {"$first": "$$ROOT"}}},
+                  {"$replaceRoot": {"newRoot": "$doc"}}]
+        counted = await (await self.db[HISTORY].aggregate([*newest, {"$count": "n"}])).to_list()
+        after = [{"$match": {"_id": {"$lt": query.before_seq}}}] \
+            if query.before_seq is not None else []
+        found = await (await self.db[HISTORY].aggregate(
+            [*newest, *after, {"$sort": {"_id": -1}}, {"$limit": query.count + 1}])).to_list()
+        return _history_page(found, counted[0]["n"] if counted else 0, query.count)
+
+    def _searcher(self, session: AsyncClientSession | None = None) -> MongoSearch:
+        return MongoSearch(self.db, int(self.search_timeout * 1000), session)
+
+    async def search(self, query: Query) -> SearchPage:
+        async with translated():
+            return await self._searcher().run(query)
+
+    async def snapshot_mark(self) -> int:
+        async with translated():
+            found = await self.db[HISTORY].find_one({}, {"_id": 1}, sort=[("_id", -1)])
+        return int(found["_id"]) if found else 0
+
+    async def export_batch(self, part: ExportSlice) -> tuple[list[bytes], int | None]:
+        async with translated():
+            where = await self._searcher().filter((part.resource_type,), part.where)
+            del where["deleted"]  # (deleted since the mark: exported as they were)
+            found = await self.db[RESOURCES].find(
+                {**where, "rid": {"$gt": part.after}},
+                {"idx": 0, "refs": 0}).sort("rid", 1).limit(part.size).to_list()
+            contents = []
+            for document in found:
+                at_mark = document if document["seq"] <= part.mark else \
+                    await self.db[HISTORY].find_one(
+                        {"type": document["type"], "id": document["id"],
+                         "_id": {"$lte": part.mark}}, sort=[("_id", -1)])
+                if at_mark is None or at_mark.get("content") is None:
+                    continue
+                if part.since_ms is not None and at_mark["updated"] <= part.since_ms:
+                    continue
+                contents.append(bytes(at_mark["content"]))
+        last = int(found[-1]["rid"]) if len(found) == part.size else None
+        return contents, last
+
+    async def data_mark(self) -> int:
+        """Kept in memory for MARK_STALE_SECONDS (set at once by this process's commits)."""
+        mark, at = self._mark
+        now = time.monotonic()
+        if now - at < MARK_STALE_SECONDS:
+            return mark
+        async with translated():
+            found = await self.db[COUNTERS].find_one({"_id": "data"})
+        mark = int(found["n"]) if found else 0
+        if self._mark[1] < now:
+            self._mark = (mark, now)
+        return mark
+
+    async def chain(self, after_seq: int, size: int) -> list[ChainLink]:
+        async with translated():
+            links = await self.db[CHAIN].find({"_id": {"$gt": after_seq}}).sort(
+                "_id", 1).limit(size).to_list()
+            keys = [f"{link['type']}/{link['id']}" for link in links]
+            contents = {d["_id"]: d.get("content") async for d in self.db[RESOURCES].find(
+                {"_id": {"$in": keys}}, {"content": 1})}
+        return [ChainLink(link["_id"], link["type"], link["id"], link["hash"],
+                          bytes(contents.get(key) or b""))
+                for link, key in zip(links, keys, strict=True)]
+
+    # -- writes ------------------------------------------------------------------------
+
+    def _now(self) -> int:
+        self._last_ms = max(self.clock(), self._last_ms)
+        return self._last_ms
+
+    async def _transaction(self, job: Callable[[AsyncClientSession], Any]) -> Any:
+        """Run ``job`` in a transaction, again after a write conflict with another process's
+        commit (MongoDB aborts the later of two; retried, it sees the earlier one's writes).
+        This process's commits take turns: each updates the sequence counter, so run
+        together they would only abort one another."""
+        assert self._client is not None
+        self._open_commits += 1
+        deadline = time.monotonic() + RETRY_SECONDS
+        try:
+            async with self._turn, translated(), self._client.start_session() as session:
+                for attempt in itertools.count():
+                    try:
+                        return await _attempt(session, job)
+                    except OperationFailure as error:
+                        if not _conflict(error) or time.monotonic() > deadline:
+                            raise
+                    await asyncio.sleep(min(0.001 * 2 ** attempt, 0.1) * random.random())
+        finally:
+            self._open_commits -= 1
+
+    async def commit(self, writes: Sequence[Write], options: CommitOptions = DEFAULT_OPTIONS,
+                     conditions: Sequence[Condition] = ()) -> list[StoredVersion]:
+        if self._client is None:
+            raise StorageError("storage is not open")
+
+        async def job(session: AsyncClientSession) -> tuple[list[StoredVersion], Commit]:
+            for condition in conditions:  # inside the transaction, before the writes
+                page = await self._searcher(session).run(condition.query)
+                found = [m.id for m in page.matches]
+                if sorted(found) != sorted(condition.expected):
+                    raise ConditionChanged(condition, found)
+            return await self._apply(session, writes, options)
+        stored, done = await self._transaction(job)
+        if done.data_written:
+            self._mark = (done.seq, time.monotonic())
+        if self._group_observer is not None:
+            self._group_observer(1)
+        return stored  # type: ignore[no-any-return]
+
+    async def _apply(self, session: AsyncClientSession, writes: Sequence[Write],
+                     options: CommitOptions) -> tuple[list[StoredVersion], Commit]:
+        db = self.db
+        last = await next_numbers(db, session, "seq", max(len(writes), 1))
+        done = Commit(db, session, self._now(), last - max(len(writes), 1))
+        keys = [f"{w.resource_type}/{w.id}" for w in writes]
+        done.current = {d["_id"]: d async for d in db[RESOURCES].find(
+            {"_id": {"$in": keys}}, {"idx": 0}, session=session)}
+        stored = [await done.apply(write) for write in writes]
+        await done.check_unique(writes)
+        await done.check_integrity(writes, options)
+        await done.finish(done.seq)
+        return stored, done
+
+    async def index_deferred(self, size: int) -> int:
+        async with translated():
+            found = await self.db[RESOURCES].find({"later": True}, {"content": 1}).limit(
+                size).to_list()
+            for document in found:
+                rows = self.index_of(bytes(document["content"])) if self.index_of else {}
+                await self.db[RESOURCES].update_one(
+                    {"_id": document["_id"], "later": True},
+                    {"$set": {"idx": index_entries(rows)}, "$unset": {"later": ""}})
+        return len(found)
+
+    async def reindex_batch(self, after_rid: int, size: int,
+                            rows: ReindexRows) -> tuple[int | None, int]:
+        async with translated():
+            found = await self.db[RESOURCES].find(
+                {"rid": {"$gt": after_rid}, "deleted": False}, {"content": 1, "rid": 1}
+            ).sort("rid", 1).limit(size).to_list()
+            for document in found:
+                await self.db[RESOURCES].update_one(
+                    {"_id": document["_id"]},
+                    {"$set": {"idx": index_entries(rows(bytes(document["content"])))},
+                     "$unset": {"later": ""}})
+            if len(found) < size:
+                await self.db[SETTINGS].delete_one({"_id": "reindex"})
+                return None, len(found)
+        return int(found[-1]["rid"]), len(found)
+
+    async def pending_reindex(self) -> bool:
+        async with translated():
+            return await self.db[SETTINGS].find_one({"_id": "reindex"}) is not None
+
+    async def expunge(self, resource_type: str, id: str, cascade: bool = False,
+                      limit: int = 1000, record: Recorder | None = None,
+                      ) -> list[tuple[str, str]]:
+        if self._client is None:
+            raise StorageError("storage is not open")
+
+        async def job(session: AsyncClientSession) -> list[tuple[str, str]]:
+            return await self._expunge(session, (resource_type, id), cascade, limit, record)
+        return await self._transaction(job)  # type: ignore[no-any-return]
+
+    async def _expunge(self, session: AsyncClientSession, target: tuple[str, str],
+                       cascade: bool, limit: int,
+                       record: Recorder | None) -> list[tuple[str, str]]:
+        db = self.db
+        if await db[HISTORY].find_one({"type": target[0], "id": target[1]}, {"_id": 1},
+                                      session=session) is None:
+            return []
+        erased, frontier = [target], [target]
+        while frontier:  # the current resources that reference what is erased, in turn
+            found = []
+            for rtype, rid in frontier:
+                found += [(d["type"], d["id"]) async for d in db[RESOURCES].find(
+                    {"refs": {"$elemMatch": {"type": rtype, "id": rid}}, "deleted": False},
+                    {"type": 1, "id": 1}, session=session)]
+            found = [key for key in dict.fromkeys(found) if key not in erased]
+            if found and not cascade:
+                raise IntegrityError(referenced=[(*target, [f"{t}/{i}" for t, i in found])])
+            frontier = found
+            erased += found
+            if len(erased) > limit:
+                raise ExpungeTooLarge(limit)
+        await self._erase(session, erased)
+        if record is not None:
+            await self._apply(session, record(erased), DEFAULT_OPTIONS)
+        return erased
+
+    async def _erase(self, session: AsyncClientSession,
+                     keys: Sequence[tuple[str, str]]) -> None:
+        """Remove resources with every version (index entries live in their documents)."""
+        await self.db[RESOURCES].delete_many({"_id": {"$in": [f"{t}/{i}" for t, i in keys]}},
+                                             session=session)
+        for rtype, id in keys:
+            await self.db[HISTORY].delete_many({"type": rtype, "id": id}, session=session)
+
+    async def purge_chain(self, through_seq: int) -> int:
+        async def job(session: AsyncClientSession) -> int:
+            links = await self.db[CHAIN].find({"_id": {"$lte": through_seq}},
+                                              session=session).to_list()
+            await self._erase(session, [(link["type"], link["id"]) for link in links])
+            await self.db[CHAIN].delete_many({"_id": {"$lte": through_seq}}, session=session)
+            return len(links)
+        return await self._transaction(job)  # type: ignore[no-any-return]
+
+    # -- the server's records ----------------------------------------------------------
+
+    async def put_record(self, kind: str, key: str, value: bytes,
+                         expires_ms: int | None = None, only_new: bool = False) -> bool:
+        async with translated():
+            return await records.put_record(self.db, self.clock(), kind, key, value,
+                                            expires_ms, only_new)
+
+    async def get_record(self, kind: str, key: str) -> bytes | None:
+        async with translated():
+            return await records.get_record(self.db, self.clock(), kind, key)
+
+    async def list_records(self, kind: str) -> list[Record]:
+        async with translated():
+            return await records.list_records(self.db, self.clock(), kind)
+
+    async def delete_record(self, kind: str, key: str) -> bool:
+        async with translated():
+            return await records.delete_record(self.db, kind, key)
+
+
+async def _attempt(session: AsyncClientSession,
+                   job: Callable[[AsyncClientSession], Any]) -> Any:
+    """One try of a transaction: committed, or aborted on any error (then raised)."""
+    await session.start_transaction()
+    try:
+        result = await job(session)
+    except BaseException:
+        await session.abort_transaction()
+        raise
+    await session.commit_transaction()
+    return result
+
+
+def _conflict(error: OperationFailure) -> bool:
+    """A write conflict between transactions: retried (with or without MongoDB's label)."""
+    return error.code == WRITE_CONFLICT or error.has_error_label("TransientTransactionError")
+
+
+def _history_page(found: list[dict[str, Any]], total: int, count: int) -> HistoryPage:
+    entries = [HistoryEntry(d["_id"], _version(d), d["method"]) for d in found[:count]]
+    return HistoryPage(entries, total, entries[-1].seq if len(found) > count else None)

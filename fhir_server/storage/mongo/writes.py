@@ -1,0 +1,175 @@
+"""One commit on MongoDB, inside a multi-document transaction: the checks and documents of
+each write, as the SQLite adapter's writer makes them (same port, same rules).
+
+Sequence numbers come from one counter document that every commit updates, so concurrent
+commits conflict on it and MongoDB retries the later one: commits are serialised (what a
+conditional write's search and a unique identifier's check rely on), at the price of one
+hot document (docs/scaling.md)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from fhir_server.storage.mongo.layout import (
+    CHAIN,
+    COUNTERS,
+    HISTORY,
+    RESOURCES,
+    Database,
+    binary,
+    index_entries,
+)
+from fhir_server.storage.port import (
+    AlreadyExists,
+    CommitOptions,
+    DuplicateIdentifier,
+    IntegrityError,
+    Reference,
+    StoredVersion,
+    VersionConflict,
+    Write,
+)
+
+METHODS = {"create": "POST", "update": "PUT", "delete": "DELETE"}
+
+
+async def next_numbers(db: Database, session: AsyncClientSession, name: str,
+                       count: int) -> int:
+    """Reserve ``count`` numbers of a counter; the last one reserved (the first is that
+    minus ``count`` plus one)."""
+    found = await db[COUNTERS].find_one_and_update(
+        {"_id": name}, {"$inc": {"n": count}}, upsert=True,
+        return_document=ReturnDocument.AFTER, session=session)
+    assert found is not None  # (upserted)
+    return int(found["n"])
+
+
+@dataclass
+class Commit:
+    """The state of one commit as its writes are applied in order."""
+
+    db: Database
+    session: AsyncClientSession
+    now: int
+    seq: int  # the last sequence number used
+    current: dict[str, dict[str, Any]] = field(default_factory=dict)  # "Type/id" -> document
+    head: tuple[int, str] | None = None  # the audit chain's (sequence, hash) so far
+    data_written: bool = False
+
+    async def apply(self, write: Write) -> StoredVersion:
+        key = f"{write.resource_type}/{write.id}"
+        row = self.current.get(key)
+        version, deleted = (row["version"], row["deleted"]) if row else (0, True)
+        if write.if_match is not None and (deleted or version != write.if_match):
+            raise VersionConflict(write.resource_type, write.id, write.if_match,
+                                  None if deleted else version)
+        if write.kind == "create" and row is not None:
+            raise AlreadyExists(write.resource_type, write.id)
+        if write.kind == "delete" and deleted:
+            return StoredVersion(write.resource_type, write.id, version,
+                                 row["updated"] if row else 0, True, b"")
+        old = bytes(row["content"]) if row and not deleted else None
+        if old is not None and write.skip_unchanged and write.render is not None \
+                and write.render(version, row["updated"]) == old:  # type: ignore[index]
+            return StoredVersion(write.resource_type, write.id, version,
+                                 row["updated"], False, old)  # type: ignore[index]
+        content = await self._content(write, version + 1)
+        self.seq += 1
+        await self.db[HISTORY].insert_one(
+            {"_id": self.seq, "type": write.resource_type, "id": write.id,
+             "version": version + 1, "updated": self.now, "method": METHODS[write.kind],
+             "content": binary(content)}, session=self.session)
+        rid = row["rid"] if row else await next_numbers(self.db, self.session, "rid", 1)
+        document = {"_id": key, "type": write.resource_type, "id": write.id, "rid": rid,
+                    "seq": self.seq, "version": version + 1, "updated": self.now,
+                    "deleted": content is None, "content": binary(content),
+                    "refs": [{"type": r.resource_type, "id": r.id} for r in write.references],
+                    "idx": {} if content is None or write.index_later
+                    else index_entries(write.index)}
+        if content is not None and write.index_later:
+            document["later"] = True
+        await self.db[RESOURCES].replace_one({"_id": key}, document, upsert=True,
+                                             session=self.session)
+        self.current[key] = document
+        self.data_written = self.data_written or write.link is None
+        return StoredVersion(write.resource_type, write.id, version + 1, self.now,
+                             content is None, content or b"",
+                             created=deleted and content is not None)
+
+    async def _content(self, write: Write, version: int) -> bytes | None:
+        if write.link is not None:
+            return await self._link(write, version)
+        if write.kind == "delete":
+            return None
+        assert write.render is not None
+        return write.render(version, self.now)
+
+    async def _link(self, write: Write, version: int) -> bytes:
+        """The next link of the audit chain: rendered with its place and the previous
+        link's hash, its own hash kept."""
+        assert write.link is not None
+        if self.head is None:
+            found = await self.db[COUNTERS].find_one({"_id": "chain"}, session=self.session)
+            self.head = (found["n"], found["hash"]) if found else (0, "")
+        seq, previous = self.head
+        content = write.link(version, self.now, seq + 1, previous)
+        self.head = (seq + 1, hashlib.sha256(content).hexdigest())
+        await self.db[CHAIN].insert_one({"_id": self.head[0], "type": write.resource_type,
+                                         "id": write.id, "hash": self.head[1]},
+                                        session=self.session)
+        return content
+
+    async def finish(self, used: int) -> None:
+        """Keep the counters: the chain's head, and the data mark when data was written."""
+        if self.head is not None:
+            await self.db[COUNTERS].update_one(
+                {"_id": "chain"}, {"$set": {"n": self.head[0], "hash": self.head[1]}},
+                upsert=True, session=self.session)
+        if self.data_written:
+            await self.db[COUNTERS].update_one({"_id": "data"}, {"$set": {"n": used}},
+                                               upsert=True, session=self.session)
+
+    async def check_unique(self, writes: Sequence[Write]) -> None:
+        """DuplicateIdentifier when a written resource shares a unique identifier with
+        another current resource of its type."""
+        for write in writes:
+            for system, value in write.unique if write.kind != "delete" else ():
+                holder = await self.db[RESOURCES].find_one(
+                    {"type": write.resource_type, "deleted": False,
+                     "_id": {"$ne": f"{write.resource_type}/{write.id}"},
+                     "idx.token": {"$elemMatch": {"k": f"{write.resource_type}.identifier",
+                                                  "code": value, "system": system}}},
+                    {"_id": 1}, session=self.session)
+                if holder is not None:
+                    raise DuplicateIdentifier(write.resource_type, write.id, system, value,
+                                              holder["_id"])
+
+    async def check_integrity(self, writes: Sequence[Write], options: CommitOptions) -> None:
+        dangling: list[Reference] = []
+        if options.check_references:
+            targets: dict[str, Reference] = {}
+            for write in writes:
+                for ref in write.references:
+                    targets.setdefault(f"{ref.resource_type}/{ref.id}", ref)
+            present = {d["_id"] async for d in self.db[RESOURCES].find(
+                {"_id": {"$in": list(targets)}, "deleted": False}, {"_id": 1},
+                session=self.session)}
+            dangling = [ref for key, ref in targets.items() if key not in present]
+        referenced = []
+        for write in writes if not options.allow_referenced_delete else ():
+            if write.kind != "delete":
+                continue
+            referrers = [d["_id"] async for d in self.db[RESOURCES].find(
+                {"refs": {"$elemMatch": {"type": write.resource_type, "id": write.id}},
+                 "deleted": False},
+                {"_id": 1}, session=self.session).limit(10)]
+            if referrers:
+                referenced.append((write.resource_type, write.id, referrers))
+        if dangling or referenced:
+            raise IntegrityError(dangling, referenced)
