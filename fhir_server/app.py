@@ -15,6 +15,7 @@ from fhir_server.rest.router import Router
 from fhir_server.rest.routes import ROUTES
 from fhir_server.rest.smart import SmartEndpoints
 from fhir_server.startup import report_failure
+from fhir_server.storage.mongo.storage import MongoStorage, is_mongo_url
 from fhir_server.storage.port import Storage
 from fhir_server.storage.sqlite import SqliteStorage
 
@@ -25,7 +26,10 @@ def open_storage(settings: Settings) -> Storage:
     if url.startswith("sqlite:"):
         return SqliteStorage(url, durability=settings.durability,
                              search_timeout=settings.search_timeout)
-    raise ValueError(f"Unsupported storage URL {url!r}; use sqlite:///path/to/file.db")
+    if is_mongo_url(url):
+        return MongoStorage(url, search_timeout=settings.search_timeout)
+    raise ValueError(f"Unsupported storage URL {url!r}; use sqlite:///path/to/file.db or "
+                     "mongodb://host/database")
 
 
 def build_service(settings: Settings) -> FhirService:

@@ -2,25 +2,49 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mongo_server import database_url, mongo_server
 from support import Client, load_demo
 
 from fhir_server.app import build_app
 from fhir_server.config import Settings
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--storage", default=os.environ.get("FHIR_TEST_STORAGE", "sqlite"),
+                     choices=("sqlite", "mongodb"),
+                     help="the adapter of the ``settings`` and ``demo`` fixtures (mongodb: "
+                          "SecantusDB started by the tests, or FHIR_TEST_MONGODB_URI)")
+
+
+@pytest.fixture(scope="session")
+def mongodb_server() -> Iterator[str]:
+    with mongo_server() as url:
+        yield url
+
+
+def storage_url(request: pytest.FixtureRequest, folder: Path, name: str) -> str:
+    """A fresh store of the adapter the run tests (``--storage``)."""
+    if request.config.getoption("--storage") == "mongodb":
+        return database_url(request.getfixturevalue("mongodb_server"))
+    return f"sqlite:///{folder / name}"
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(storage=f"sqlite:///{tmp_path / 'test.db'}")
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    return Settings(storage=storage_url(request, tmp_path, "test.db"))
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+def demo(request: pytest.FixtureRequest,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     """A server holding the demo alliance, shared by a module's tests."""
-    settings = Settings(storage=f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}")
+    settings = Settings(storage=storage_url(request, tmp_path_factory.mktemp("demo"),
+                                            "demo.db"))
     load_demo(settings)
     with Client(build_app(settings)) as client:
         yield client

@@ -85,7 +85,7 @@ class MongoSearch:
         keys, order = {}, {}
         for index, key in enumerate(query.sort):
             keys[f"s{index}"] = self._sort_value(key)
-            keys[f"m{index}"] = {"$eq": [f"$s{index}", None]}
+            keys[f"m{index}"] = {"$eq": [{"$ifNull": [f"$s{index}", None]}, None]}
             order[f"m{index}"] = 1  # missing values last, in either direction
             order[f"s{index}"] = -1 if key.descending else 1
         order["rid"] = 1

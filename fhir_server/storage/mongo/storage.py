@@ -325,15 +325,20 @@ class MongoStorage:
     async def _apply(self, session: AsyncClientSession, writes: Sequence[Write],
                      options: CommitOptions) -> tuple[list[StoredVersion], Commit]:
         db = self.db
-        last = await next_numbers(db, session, "seq", max(len(writes), 1))
-        done = Commit(db, session, self._now(), last - max(len(writes), 1))
-        keys = [f"{w.resource_type}/{w.id}" for w in writes]
-        done.current = {d["_id"]: d async for d in db[RESOURCES].find(
+        keys = list(dict.fromkeys(f"{w.resource_type}/{w.id}" for w in writes))
+        current = {d["_id"]: d async for d in db[RESOURCES].find(
             {"_id": {"$in": keys}}, {"idx": 0}, session=session)}
-        stored = [await done.apply(write) for write in writes]
+        count, new = max(len(writes), 1), sum(key not in current for key in keys)
+        seq = await next_numbers(db, session, "seq", count) - count
+        rid = await next_numbers(db, session, "rid", new) - new if new else 0
+        done = Commit(db, session, self._now(), seq, rid, current)
+        if any(w.link is not None for w in writes):
+            found = await db[COUNTERS].find_one({"_id": "chain"}, session=session)
+            done.head = (found["n"], found["hash"]) if found else (0, "")
+        stored = [done.apply(write) for write in writes]
+        await done.flush()
         await done.check_unique(writes)
         await done.check_integrity(writes, options)
-        await done.finish(done.seq)
         return stored, done
 
     async def index_deferred(self, size: int) -> int:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo import ReplaceOne, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from fhir_server.storage.mongo.layout import (
@@ -52,17 +52,22 @@ async def next_numbers(db: Database, session: AsyncClientSession, name: str,
 
 @dataclass
 class Commit:
-    """The state of one commit as its writes are applied in order."""
+    """The state of one commit as its writes are applied in order; their documents are
+    gathered and written with one bulk operation per collection (``flush``)."""
 
     db: Database
     session: AsyncClientSession
     now: int
     seq: int  # the last sequence number used
+    rid: int  # the last resource number used
     current: dict[str, dict[str, Any]] = field(default_factory=dict)  # "Type/id" -> document
     head: tuple[int, str] | None = None  # the audit chain's (sequence, hash) so far
     data_written: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+    links: list[dict[str, Any]] = field(default_factory=list)
+    changed: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    async def apply(self, write: Write) -> StoredVersion:
+    def apply(self, write: Write) -> StoredVersion:
         key = f"{write.resource_type}/{write.id}"
         row = self.current.get(key)
         version, deleted = (row["version"], row["deleted"]) if row else (0, True)
@@ -79,61 +84,65 @@ class Commit:
                 and write.render(version, row["updated"]) == old:  # type: ignore[index]
             return StoredVersion(write.resource_type, write.id, version,
                                  row["updated"], False, old)  # type: ignore[index]
-        content = await self._content(write, version + 1)
+        content = self._content(write, version + 1)
         self.seq += 1
-        await self.db[HISTORY].insert_one(
-            {"_id": self.seq, "type": write.resource_type, "id": write.id,
-             "version": version + 1, "updated": self.now, "method": METHODS[write.kind],
-             "content": binary(content)}, session=self.session)
-        rid = row["rid"] if row else await next_numbers(self.db, self.session, "rid", 1)
-        document = {"_id": key, "type": write.resource_type, "id": write.id, "rid": rid,
-                    "seq": self.seq, "version": version + 1, "updated": self.now,
-                    "deleted": content is None, "content": binary(content),
+        self.history.append({"_id": self.seq, "type": write.resource_type, "id": write.id,
+                             "version": version + 1, "updated": self.now,
+                             "method": METHODS[write.kind], "content": binary(content)})
+        if row is None:
+            self.rid += 1
+        document = {"_id": key, "type": write.resource_type, "id": write.id,
+                    "rid": row["rid"] if row else self.rid, "seq": self.seq,
+                    "version": version + 1, "updated": self.now, "deleted": content is None,
+                    "content": binary(content),
                     "refs": [{"type": r.resource_type, "id": r.id} for r in write.references],
                     "idx": {} if content is None or write.index_later
                     else index_entries(write.index)}
         if content is not None and write.index_later:
             document["later"] = True
-        await self.db[RESOURCES].replace_one({"_id": key}, document, upsert=True,
-                                             session=self.session)
-        self.current[key] = document
+        self.current[key] = self.changed[key] = document
         self.data_written = self.data_written or write.link is None
         return StoredVersion(write.resource_type, write.id, version + 1, self.now,
                              content is None, content or b"",
                              created=deleted and content is not None)
 
-    async def _content(self, write: Write, version: int) -> bytes | None:
+    def _content(self, write: Write, version: int) -> bytes | None:
         if write.link is not None:
-            return await self._link(write, version)
+            return self._link(write, version)
         if write.kind == "delete":
             return None
         assert write.render is not None
         return write.render(version, self.now)
 
-    async def _link(self, write: Write, version: int) -> bytes:
+    def _link(self, write: Write, version: int) -> bytes:
         """The next link of the audit chain: rendered with its place and the previous
         link's hash, its own hash kept."""
-        assert write.link is not None
-        if self.head is None:
-            found = await self.db[COUNTERS].find_one({"_id": "chain"}, session=self.session)
-            self.head = (found["n"], found["hash"]) if found else (0, "")
+        assert write.link is not None and self.head is not None
         seq, previous = self.head
         content = write.link(version, self.now, seq + 1, previous)
         self.head = (seq + 1, hashlib.sha256(content).hexdigest())
-        await self.db[CHAIN].insert_one({"_id": self.head[0], "type": write.resource_type,
-                                         "id": write.id, "hash": self.head[1]},
-                                        session=self.session)
+        self.links.append({"_id": self.head[0], "type": write.resource_type, "id": write.id,
+                           "hash": self.head[1]})
         return content
 
-    async def finish(self, used: int) -> None:
-        """Keep the counters: the chain's head, and the data mark when data was written."""
-        if self.head is not None:
+    async def flush(self) -> None:
+        """Write what the commit gathered, and its counters: the chain's head, and the
+        data mark when data was written."""
+        session = self.session
+        if self.history:
+            await self.db[HISTORY].insert_many(self.history, ordered=False, session=session)
+        if self.changed:
+            await self.db[RESOURCES].bulk_write(
+                [ReplaceOne({"_id": key}, document, upsert=True)
+                 for key, document in self.changed.items()], ordered=False, session=session)
+        if self.links and self.head is not None:
+            await self.db[CHAIN].insert_many(self.links, session=session)
             await self.db[COUNTERS].update_one(
                 {"_id": "chain"}, {"$set": {"n": self.head[0], "hash": self.head[1]}},
-                upsert=True, session=self.session)
+                upsert=True, session=session)
         if self.data_written:
-            await self.db[COUNTERS].update_one({"_id": "data"}, {"$set": {"n": used}},
-                                               upsert=True, session=self.session)
+            await self.db[COUNTERS].update_one({"_id": "data"}, {"$set": {"n": self.seq}},
+                                               upsert=True, session=session)
 
     async def check_unique(self, writes: Sequence[Write]) -> None:
         """DuplicateIdentifier when a written resource shares a unique identifier with
