@@ -40,7 +40,7 @@ from fhir_server.storage.mongo.layout import (
     index_entries,
 )
 from fhir_server.storage.mongo.search import MongoSearch
-from fhir_server.storage.mongo.writes import Commit, next_numbers
+from fhir_server.storage.mongo.writes import NUMBERS, Commit, take_numbers
 from fhir_server.storage.port import (
     DEFAULT_OPTIONS,
     MARK_STALE_SECONDS,
@@ -128,21 +128,30 @@ class MongoStorage:
         if "w=" not in self.url:
             options["w"] = "majority"
         self._client = AsyncMongoClient(self.url, **options)
-        async with translated():
-            hello = await self._client.admin.command("hello")
-            if not hello.get("setName") and hello.get("msg") != "isdbgrid":
-                await self.close()
-                raise StorageError(
-                    "this MongoDB is a standalone server, which cannot run multi-document "
-                    "transactions: run it as a replica set (one member is enough: "
-                    "mongod --replSet rs0, then rs.initiate()) or use a sharded cluster")
-            for name, models in INDEXES.items():  # idempotent: existing ones are kept
-                await self.db[name].create_indexes(models)
-            found = await self.db[SETTINGS].find_one_and_update(
-                {"_id": "paging-secret"}, {"$setOnInsert": {"value": os.urandom(32)}},
-                upsert=True, return_document=ReturnDocument.AFTER)
-            assert found is not None  # (upserted)
-            self._secret = bytes(found["value"])
+        try:
+            async with translated():
+                await self._prepare()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _prepare(self) -> None:
+        """Check the deployment runs transactions; create the indexes (idempotent: those
+        that exist are kept) and the paging secret."""
+        assert self._client is not None
+        hello = await self._client.admin.command("hello")
+        if not hello.get("setName") and hello.get("msg") != "isdbgrid":
+            raise StorageError(
+                "this MongoDB is a standalone server, which cannot run multi-document "
+                "transactions: run it as a replica set (one member is enough: "
+                "mongod --replSet rs0, then rs.initiate()) or use a sharded cluster")
+        for name, models in INDEXES.items():
+            await self.db[name].create_indexes(models)
+        found = await self.db[SETTINGS].find_one_and_update(
+            {"_id": "paging-secret"}, {"$setOnInsert": {"value": os.urandom(32)}},
+            upsert=True, return_document=ReturnDocument.AFTER)
+        assert found is not None  # (upserted)
+        self._secret = bytes(found["value"])
 
     async def close(self) -> None:
         if self._client is not None:
@@ -260,8 +269,8 @@ class MongoStorage:
         if now - at < MARK_STALE_SECONDS:
             return mark
         async with translated():
-            found = await self.db[COUNTERS].find_one({"_id": "data"})
-        mark = int(found["n"]) if found else 0
+            found = await self.db[COUNTERS].find_one({"_id": NUMBERS})
+        mark = int(found["data"]) if found else 0
         if self._mark[1] < now:
             self._mark = (mark, now)
         return mark
@@ -316,8 +325,7 @@ class MongoStorage:
                     raise ConditionChanged(condition, found)
             return await self._apply(session, writes, options)
         stored, done = await self._transaction(job)
-        if done.data_written:
-            self._mark = (done.seq, time.monotonic())
+        self._mark = (done.mark, time.monotonic())
         if self._group_observer is not None:
             self._group_observer(1)
         return stored  # type: ignore[no-any-return]
@@ -328,13 +336,12 @@ class MongoStorage:
         keys = list(dict.fromkeys(f"{w.resource_type}/{w.id}" for w in writes))
         current = {d["_id"]: d async for d in db[RESOURCES].find(
             {"_id": {"$in": keys}}, {"idx": 0}, session=session)}
-        count, new = max(len(writes), 1), sum(key not in current for key in keys)
-        seq = await next_numbers(db, session, "seq", count) - count
-        rid = await next_numbers(db, session, "rid", new) - new if new else 0
-        done = Commit(db, session, self._now(), seq, rid, current)
-        if any(w.link is not None for w in writes):
-            found = await db[COUNTERS].find_one({"_id": "chain"}, session=session)
-            done.head = (found["n"], found["hash"]) if found else (0, "")
+        new = sum(key not in current for key in keys)
+        numbers = await take_numbers(db, session, len(writes), new,
+                                     any(w.link is None for w in writes))
+        done = Commit(db, session, self._now(), numbers["seq"] - len(writes),
+                      numbers["rid"] - new, numbers["data"], current,
+                      (numbers.get("chain", 0), numbers.get("hash", "")))
         stored = [done.apply(write) for write in writes]
         await done.flush()
         await done.check_unique(writes)

@@ -37,17 +37,20 @@ from fhir_server.storage.port import (
 )
 
 METHODS = {"create": "POST", "update": "PUT", "delete": "DELETE"}
+NUMBERS = "numbers"  # the counter document
 
 
-async def next_numbers(db: Database, session: AsyncClientSession, name: str,
-                       count: int) -> int:
-    """Reserve ``count`` numbers of a counter; the last one reserved (the first is that
-    minus ``count`` plus one)."""
+async def take_numbers(db: Database, session: AsyncClientSession, writes: int,
+                       resources: int, data: bool) -> dict[str, Any]:
+    """Reserve sequence numbers for ``writes`` versions and resource numbers for
+    ``resources`` new resources, and move the data mark when ``data``: one update of the
+    one counter document (its fields after the update: ``seq``, ``rid``, ``data``, and the
+    audit chain's head, ``chain`` and ``hash``)."""
     found = await db[COUNTERS].find_one_and_update(
-        {"_id": name}, {"$inc": {"n": count}}, upsert=True,
-        return_document=ReturnDocument.AFTER, session=session)
+        {"_id": NUMBERS}, {"$inc": {"seq": writes, "rid": resources, "data": int(data)}},
+        upsert=True, return_document=ReturnDocument.AFTER, session=session)
     assert found is not None  # (upserted)
-    return int(found["n"])
+    return found
 
 
 @dataclass
@@ -60,9 +63,9 @@ class Commit:
     now: int
     seq: int  # the last sequence number used
     rid: int  # the last resource number used
+    mark: int  # the data mark after this commit
     current: dict[str, dict[str, Any]] = field(default_factory=dict)  # "Type/id" -> document
-    head: tuple[int, str] | None = None  # the audit chain's (sequence, hash) so far
-    data_written: bool = False
+    head: tuple[int, str] = (0, "")  # the audit chain's (sequence, hash) so far
     history: list[dict[str, Any]] = field(default_factory=list)
     links: list[dict[str, Any]] = field(default_factory=list)
     changed: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -101,7 +104,6 @@ class Commit:
         if content is not None and write.index_later:
             document["later"] = True
         self.current[key] = self.changed[key] = document
-        self.data_written = self.data_written or write.link is None
         return StoredVersion(write.resource_type, write.id, version + 1, self.now,
                              content is None, content or b"",
                              created=deleted and content is not None)
@@ -117,7 +119,7 @@ class Commit:
     def _link(self, write: Write, version: int) -> bytes:
         """The next link of the audit chain: rendered with its place and the previous
         link's hash, its own hash kept."""
-        assert write.link is not None and self.head is not None
+        assert write.link is not None
         seq, previous = self.head
         content = write.link(version, self.now, seq + 1, previous)
         self.head = (seq + 1, hashlib.sha256(content).hexdigest())
@@ -126,8 +128,7 @@ class Commit:
         return content
 
     async def flush(self) -> None:
-        """Write what the commit gathered, and its counters: the chain's head, and the
-        data mark when data was written."""
+        """Write what the commit gathered, and the chain's new head."""
         session = self.session
         if self.history:
             await self.db[HISTORY].insert_many(self.history, ordered=False, session=session)
@@ -135,14 +136,11 @@ class Commit:
             await self.db[RESOURCES].bulk_write(
                 [ReplaceOne({"_id": key}, document, upsert=True)
                  for key, document in self.changed.items()], ordered=False, session=session)
-        if self.links and self.head is not None:
+        if self.links:
             await self.db[CHAIN].insert_many(self.links, session=session)
             await self.db[COUNTERS].update_one(
-                {"_id": "chain"}, {"$set": {"n": self.head[0], "hash": self.head[1]}},
-                upsert=True, session=session)
-        if self.data_written:
-            await self.db[COUNTERS].update_one({"_id": "data"}, {"$set": {"n": self.seq}},
-                                               upsert=True, session=session)
+                {"_id": NUMBERS}, {"$set": {"chain": self.head[0], "hash": self.head[1]}},
+                session=session)
 
     async def check_unique(self, writes: Sequence[Write]) -> None:
         """DuplicateIdentifier when a written resource shares a unique identifier with
