@@ -13,7 +13,18 @@ from fhir_server.core.gate import current_gate
 from fhir_server.core.paging import PageTokens, fingerprint
 from fhir_server.core.terminology import Terminology
 from fhir_server.search.parse import ParsedSearch, SearchParser
-from fhir_server.search.plan import AnyOf, Cmp, IdMatch, IndexMatch, Node, OfType, Query
+from fhir_server.search.plan import (
+    AllOf,
+    AnyOf,
+    Chain,
+    Cmp,
+    Has,
+    IdMatch,
+    IndexMatch,
+    Node,
+    OfType,
+    Query,
+)
 from fhir_server.search.registry import SearchRegistry
 from fhir_server.search.types.base import CodeSet
 from fhir_server.storage.port import SearchPage, SearchTimeout, Storage
@@ -75,8 +86,8 @@ class Searcher:
     async def run(self, query: Query) -> SearchPage:
         """A search plan run by storage, narrowed to what the request's gate lets through;
         past the deadline, 422 too-costly."""
-        if not query.types or "AuditEvent" in repr(query):  # may find the server's records:
-            while await self.storage.index_deferred(500):  # every one indexed first
+        if may_find(query, "AuditEvent"):  # the server's records: every one indexed first
+            while await self.storage.index_deferred(500):
                 pass
         gate = current_gate.get()
         if gate is not None:
@@ -134,3 +145,20 @@ def _brought(query: Query) -> tuple[str, ...]:
     if any(not include.brings for include in query.includes):
         return ()
     return tuple(sorted({t for include in query.includes for t in include.brings}))
+
+
+def may_find(query: Query, resource_type: str) -> bool:
+    """Whether a search may find, bring in, or match through resources of a type."""
+    return (not query.types or resource_type in query.types
+            or any(not i.brings or resource_type in i.brings for i in query.includes)
+            or any(_names(node, resource_type) for node in query.where))
+
+
+def _names(node: Node, resource_type: str) -> bool:
+    """Whether a criterion looks through resources of a type (a chain or ``_has``)."""
+    if isinstance(node, Chain | Has):
+        through = node.target_type if isinstance(node, Chain) else node.source_type
+        return through == resource_type or any(_names(n, resource_type) for n in node.where)
+    if isinstance(node, AnyOf | AllOf):
+        return any(_names(n, resource_type) for n in node.nodes)
+    return False
