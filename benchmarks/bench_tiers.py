@@ -3,11 +3,12 @@ to the same requests with auth off (issue 15), through the ASGI app in this proc
 HTTP, no load generator on the two cores), and the cost of verifying a user token.
 
 ``python3 benchmarks/bench_tiers.py [--patients 5000]`` builds an alliance of that many
-patients, four Observations each (1 % of the patients are the ``own-patients`` user's, a
-third the organisation's), then measures requests/s with 8 requests in flight: auth off;
-users of each tier with development tokens (``FHIR_DEV_TOKENS``), with and without the
-audit of every access; then how fast the AuditEvents the runs stored are indexed for
-search (the server does that in quiet moments).
+patients, four Observations each (one in ``--own-every`` (100) of the patients is the
+``own-patients`` user's, one in ``--org-every`` (3) the organisation's), then measures
+requests/s with 8 requests in flight: auth off; users of each tier with development
+tokens (``FHIR_DEV_TOKENS``), with and without the audit of every access; then how fast
+the AuditEvents the runs stored are indexed for search (the server does that in quiet
+moments).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ SEARCHES = ["Patient?_count=20", "Observation?status=final&_count=20",
             "Patient?_revinclude=Observation:subject&_count=10"]
 
 
-def write_alliance(folder: Path, patients: int) -> Path:
+def write_alliance(folder: Path, patients: int, org_every: int = 3,
+                   own_every: int = 100) -> Path:
     def role(id: str, org: str, tier: str) -> dict:
         return {"resourceType": "PractitionerRole", "id": id,
                 "practitioner": {"reference": "Practitioner/pa"},
@@ -50,10 +52,10 @@ def write_alliance(folder: Path, patients: int) -> Path:
             role("own", "hosp", "own-patients"), role("org", "hosp", "organization"),
             role("all", "hosp", "alliance")]
     for i in range(patients):
+        manager = "hosp" if i % org_every == 0 else "town"
         patient: dict = {"resourceType": "Patient", "id": f"p{i}", "gender": "female",
-                         "managingOrganization": {
-                             "reference": f"Organization/{'hosp' if i % 3 == 0 else 'town'}"}}
-        if i % 100 == 0:
+                         "managingOrganization": {"reference": f"Organization/{manager}"}}
+        if i % own_every == 0:
             patient["generalPractitioner"] = [{"reference": "Practitioner/pa"}]
         rows.append(patient)
         rows += [{"resourceType": "Observation", "id": f"o{i}-{k}", "status": "final",
@@ -133,13 +135,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--patients", type=int, default=5000)
     parser.add_argument("--reads", type=int, default=5000)
+    parser.add_argument("--org-every", type=int, default=3,
+                        help="the organisation manages one patient in this many")
+    parser.add_argument("--own-every", type=int, default=100,
+                        help="the own-patients user is the GP of one patient in this many")
     args = parser.parse_args()
     canonical_unit("mg")  # the UCUM registry built now, not in a thread during the first run
     with tempfile.TemporaryDirectory() as work:
         db = Path(work) / "tiers.db"
         off = Settings(storage=f"sqlite:///{db}", metrics=False, access_log=False)
         started = time.perf_counter()
-        assert cli(["load", str(write_alliance(Path(work), args.patients)), "--storage",
+        assert cli(["load", str(write_alliance(Path(work), args.patients, args.org_every,
+                                               args.own_every)), "--storage",
                     off.storage, "--quiet"]) == 0
         print(f"loaded {args.patients * 5:,} resources in {time.perf_counter() - started:.0f} s")
         on = replace(off, auth="smart", dev_tokens=True)
