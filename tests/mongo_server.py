@@ -37,6 +37,42 @@ def _ready(url: str) -> bool:
         return False
 
 
+class Secantus:
+    """A SecantusDB process over ``folder`` on a fixed loopback port: started, stopped and
+    started again over the same data."""
+
+    def __init__(self, folder: Path, *extra: str) -> None:
+        self.folder, self.extra = folder, extra
+        self.port = _free_port()
+        self.url = f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.folder / "server.log"
+        with log.open("ab") as output:
+            self._process = subprocess.Popen(
+                [shutil.which("secantusd-py") or "secantusd-py", "--host", "127.0.0.1",
+                 "--port", str(self.port), "--storage-path", str(self.folder / "data"),
+                 "--log-level", "ERROR", *self.extra], stdout=output, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while not _ready(self.url):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"SecantusDB did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+
 @contextmanager
 def mongo_server(*extra: str) -> Iterator[str]:
     """The URL of a running server (``extra``: more secantusd-py flags)."""
@@ -44,29 +80,13 @@ def mongo_server(*extra: str) -> Iterator[str]:
     if given and not extra:
         yield given
         return
-    folder = tempfile.mkdtemp(prefix="secantus-")
-    port = _free_port()
-    url = f"mongodb://127.0.0.1:{port}/?directConnection=true"
-    log = Path(folder) / "server.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [shutil.which("secantusd-py") or "secantusd-py", "--host", "127.0.0.1", "--port",
-             str(port), "--storage-path", str(Path(folder) / "data"), "--log-level", "ERROR",
-             *extra], stdout=output, stderr=subprocess.STDOUT)
+    folder = Path(tempfile.mkdtemp(prefix="secantus-"))
+    server = Secantus(folder, *extra)
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while not _ready(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"SecantusDB did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.2)
-        yield url
+        server.start()
+        yield server.url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        server.stop()
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 from fhir_server.core.service import FhirService
+from fhir_server.storage.port import StorageUnavailable
 from fhir_server.types import Resource
+
+log = logging.getLogger(__name__)
 
 QUIET_SECONDS = 0.5
 INDEX_BATCH = 50  # events indexed per commit (a few milliseconds of the writer's)
@@ -53,9 +57,13 @@ class AuditTrail:
             await asyncio.sleep(QUIET_SECONDS)
             if self._activity != seen:
                 continue
-            while self._activity == seen and await self.service.storage.index_deferred(
-                    INDEX_BATCH):
-                pass
+            try:
+                while self._activity == seen and await self.service.storage.index_deferred(
+                        INDEX_BATCH):
+                    pass
+            except StorageUnavailable as error:  # the next event, or search, tries again
+                log.warning("audit events not indexed yet: %s", error)
+                return
 
     async def _store(self) -> None:
         try:

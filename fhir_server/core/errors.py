@@ -107,6 +107,12 @@ class TooManyRequests(FhirError):
         self.headers = (("retry-after", str(retry_after)),)
 
 
+class ServiceUnavailable(FhirError):
+    status = 503
+    code = "transient"
+    headers = (("retry-after", "5"),)
+
+
 class Unauthorized(FhirError):
     """No valid access token (RFC 6750 §3: the challenge names why)."""
 

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fhir_server.auth.access import PUBLIC
-from fhir_server.core.errors import FhirError, MethodNotAllowed
+from fhir_server.core.errors import FhirError, MethodNotAllowed, ServiceUnavailable
 from fhir_server.core.gate import current_audit, current_gate
 from fhir_server.outcome import Issue
 from fhir_server.rest.access_audit import SELF_AUDITED, RequestAudit
@@ -22,6 +22,7 @@ from fhir_server.rest.context import Context
 from fhir_server.rest.negotiation import check_accept
 from fhir_server.rest.render import error_response, outcome_response
 from fhir_server.rest.request import FhirRequest, FhirResponse
+from fhir_server.storage.port import StorageUnavailable
 
 Handler = Callable[[Context, FhirRequest, dict[str, str]], Awaitable[FhirResponse]]
 log = logging.getLogger("fhir_server")
@@ -87,6 +88,15 @@ class Router:
 
     async def dispatch(self, request: FhirRequest) -> FhirResponse:
         try:
+            return await self._dispatch(request)
+        except StorageUnavailable as error:  # (also when auditing a refusal found it gone)
+            log.warning("storage unavailable on %s %s: %s", request.method, request.path, error)
+            return error_response(ServiceUnavailable(
+                "The database cannot be reached; the request was not carried out. Try again "
+                "shortly"))
+
+    async def _dispatch(self, request: FhirRequest) -> FhirResponse:
+        try:
             check_accept(request)
             found = self.match(request.method, request.path)
             if found is None:
@@ -118,6 +128,8 @@ class Router:
             if audit is not None:  # refusals (401, 403) and failures are audited too
                 await self.context.record(audit.answered(error.status, str(error)))
             return error_response(error)
+        except StorageUnavailable:
+            raise
         except Exception:
             log.exception("internal error on %s %s", request.method, request.path)
             return outcome_response(500, [Issue("exception", "Internal server error",

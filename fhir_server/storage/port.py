@@ -144,6 +144,11 @@ class StorageError(Exception):
     """Base of the port's errors; core maps each to a FhirError."""
 
 
+class StorageUnavailable(StorageError):
+    """The database cannot be reached (or stopped answering) within the configured timeouts:
+    the request may succeed again once it is back."""
+
+
 class VersionConflict(StorageError):
     def __init__(self, resource_type: str, id: str, expected: int, actual: int | None) -> None:
         self.resource_type, self.id = resource_type, id

@@ -1,20 +1,27 @@
 """What the MongoDB adapter does beyond the storage contract: a deployment without
-transactions is refused at start-up, and concurrent commits of one process all land."""
+transactions is refused at start-up, an unreachable one is a storage error, and a database
+that goes away answers 503 until it is back."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+from pathlib import Path
 
 import pytest
-from mongo_server import database_url, mongo_server
+from mongo_server import Secantus, database_url, mongo_server
+from support import Client
 
+from fhir_server.app import build_app
+from fhir_server.config import Settings
 from fhir_server.storage.mongo.storage import MongoStorage
 from fhir_server.storage.port import StorageError
 
+PATIENT = {"resourceType": "Patient", "name": [{"family": "王"}]}
+
 # PyMongo 4.20 leaves a monitor's socket unclosed when closing the client cancels a connect in
-# flight (pool_shared closes it on OSError, not on CancelledError); it
-# is collected at the test's teardown, where this filter applies, not in a later test.
+# flight (pool_shared closes it on OSError, not on CancelledError); it is collected at the
+# test's teardown, where this filter applies, not in a later test.
 pytestmark = pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")
 
 
@@ -35,3 +42,27 @@ def test_an_unreachable_server_is_a_storage_error():
     storage = MongoStorage("mongodb://127.0.0.1:9/fhir?serverSelectionTimeoutMS=300")
     with pytest.raises(StorageError, match="unreachable"):
         asyncio.run(storage.open())
+
+
+def test_a_database_that_goes_away_answers_503_and_the_server_recovers(tmp_path: Path):
+    server = Secantus(tmp_path)
+    server.start()
+    try:
+        url = database_url(server.url) + "&serverSelectionTimeoutMS=1000"
+        with Client(build_app(Settings(storage=url))) as client:
+            created = client.post("Patient", json={"resourceType": "Patient"})
+            assert created.status_code == 201
+            where = created.headers["location"].split("/fhir/")[1].split("/_history")[0]
+            server.stop()
+            for answer in (client.get(where), client.post("Patient", json=PATIENT),
+                           client.get("Patient?name=x")):
+                assert answer.status_code == 503
+                assert answer.headers["retry-after"] == "5"
+                assert answer.json()["issue"][0]["code"] == "transient"
+            assert client.http_get("/health/ready").status_code == 503
+            server.start()
+            assert client.get(where).status_code == 200
+            assert client.post("Patient", json=PATIENT).status_code == 201
+            assert client.get("Patient").json()["total"] == 2
+    finally:
+        server.stop()

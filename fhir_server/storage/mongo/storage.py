@@ -17,6 +17,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -62,12 +63,17 @@ from fhir_server.storage.port import (
     SearchTimeout,
     StorageError,
     StorageStats,
+    StorageUnavailable,
     StoredVersion,
     Write,
 )
 
 DEFAULT_DATABASE = "alliance_fhir"
-SERVER_SELECTION_MS = 5000  # how long an operation waits for a reachable member
+TIMEOUTS_MS = {  # defaults of the URL's own options
+    "serverSelectionTimeoutMS": 5000,  # how long an operation waits for a reachable member
+    "connectTimeoutMS": 5000,
+    "socketTimeoutMS": 60000,  # an answer that long overdue: the server is gone (503)
+}
 RETRY_SECONDS = 30.0  # how long a commit is retried after write conflicts
 WRITE_CONFLICT = 112
 
@@ -86,7 +92,7 @@ async def translated() -> AsyncIterator[None]:
     except ExecutionTimeout:
         raise SearchTimeout("search stopped past the deadline") from None
     except ConnectionFailure as error:
-        raise StorageError(f"mongodb unreachable: {error}") from error
+        raise StorageUnavailable(f"mongodb unreachable: {error}") from error
     except PyMongoError as error:
         raise StorageError(f"mongodb: {error}") from error
 
@@ -124,8 +130,10 @@ class MongoStorage:
     # -- lifecycle ---------------------------------------------------------------------
 
     async def open(self) -> None:
-        options: dict[str, Any] = {"serverSelectionTimeoutMS": SERVER_SELECTION_MS}
-        if "w=" not in self.url:
+        given = {name.lower() for name in parse_qs(urlsplit(self.url).query)}
+        options: dict[str, Any] = {name: ms for name, ms in TIMEOUTS_MS.items()
+                                   if name.lower() not in given}
+        if "w" not in given:
             options["w"] = "majority"
         self._client = AsyncMongoClient(self.url, **options)
         try:
