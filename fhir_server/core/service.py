@@ -51,6 +51,7 @@ from fhir_server.storage.port import (
     HistoryPage,
     HistoryQuery,
     IntegrityError,
+    ResourceTooLarge,
     Storage,
     StoredVersion,
     VersionConflict,
@@ -333,6 +334,10 @@ class FhirService:
                            "/ 标识符已被占用", f"{at}.identifier") from None
         except IntegrityError as error:
             raise _integrity_error(error, place) from None
+        except ResourceTooLarge as error:
+            raise PayloadTooLarge(f"{error}: split it (a Binary's data can live outside the "
+                                  "server, in an attachment's url)",
+                                  place(error.resource_type, error.id)) from None
 
     async def _check_referrals(self, prepared: Sequence[Prepared]) -> None:
         """alliance-ref-2 (referral direction against the tiers), resolving the requester and

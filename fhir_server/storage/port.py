@@ -192,6 +192,15 @@ class ExpungeTooLarge(StorageError):
         super().__init__(f"the cascade reaches more than {limit} resources")
 
 
+class ResourceTooLarge(StorageError):
+    """A resource bigger than the storage can hold in one record (MongoDB: 16 MiB)."""
+
+    def __init__(self, resource_type: str, id: str, size: int, limit: int) -> None:
+        self.resource_type, self.id, self.size, self.limit = resource_type, id, size, limit
+        super().__init__(f"{resource_type}/{id} takes {size} bytes stored, over the "
+                         f"storage's limit of {limit}")
+
+
 class IntegrityError(StorageError):
     """Dangling references, or deletes of resources that others still reference."""
 

@@ -1,10 +1,12 @@
 """What the MongoDB adapter does beyond the storage contract: a deployment without
-transactions is refused at start-up, an unreachable one is a storage error, and a database
-that goes away answers 503 until it is back."""
+transactions is refused at start-up, an unreachable one is a storage error, a database that
+goes away answers 503 until it is back, and a resource over MongoDB's document limit is
+refused with 413 before MongoDB sees it."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import gc
 from pathlib import Path
 
@@ -66,3 +68,22 @@ def test_a_database_that_goes_away_answers_503_and_the_server_recovers(tmp_path:
             assert client.get("Patient").json()["total"] == 2
     finally:
         server.stop()
+
+
+def test_a_resource_over_mongodbs_document_limit_answers_413_and_nothing_is_kept(
+        mongodb_server: str):
+    settings = Settings(storage=database_url(mongodb_server), max_body_bytes=40 * 1024 * 1024)
+    data = base64.b64encode(b"\0" * (13 * 1024 * 1024)).decode()  # 17.3 MiB as base64
+    with Client(build_app(settings)) as client:
+        refused = client.post("Binary", json={"resourceType": "Binary",
+                                              "contentType": "application/pdf", "data": data})
+        assert refused.status_code == 413
+        issue = refused.json()["issue"][0]
+        assert issue["code"] == "too-costly" and "16777216" in issue["diagnostics"]
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": PATIENT, "request": {"method": "POST", "url": "Patient"}},
+            {"resource": {"resourceType": "Binary", "contentType": "application/pdf",
+                          "data": data}, "request": {"method": "POST", "url": "Binary"}}]}
+        assert client.post("", json=bundle).status_code == 413
+        assert client.get("Patient").json()["total"] == 0
+        assert client.get("Binary").json()["total"] == 0

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import bson
 from pymongo import ReplaceOne, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
@@ -31,12 +32,14 @@ from fhir_server.storage.port import (
     DuplicateIdentifier,
     IntegrityError,
     Reference,
+    ResourceTooLarge,
     StoredVersion,
     VersionConflict,
     Write,
 )
 
 METHODS = {"create": "POST", "update": "PUT", "delete": "DELETE"}
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # MongoDB's BSON document limit
 NUMBERS = "numbers"  # the counter document
 
 
@@ -103,6 +106,10 @@ class Commit:
                     else index_entries(write.index)}
         if content is not None and write.index_later:
             document["later"] = True
+        if content is not None and len(content) > MAX_DOCUMENT_BYTES // 2:
+            size = len(bson.encode(document))  # (only big ones: encoding costs)
+            if size > MAX_DOCUMENT_BYTES:
+                raise ResourceTooLarge(write.resource_type, write.id, size, MAX_DOCUMENT_BYTES)
         self.current[key] = self.changed[key] = document
         return StoredVersion(write.resource_type, write.id, version + 1, self.now,
                              content is None, content or b"",
