@@ -1,6 +1,11 @@
 """Search figures of issue 4: a query mix on a growing alliance data set (10 k → 1 M).
 
-``python3 benchmarks/bench_search.py [--sizes 10000,100000,1000000] [--repeat 40]``
+``python3 benchmarks/bench_search.py [--sizes 10000,100000,1000000] [--repeat 40]
+[--storage sqlite|mongodb]``
+
+With ``--storage mongodb`` the same runs on MongoDB: the server ``FHIR_TEST_MONGODB_URI``
+names, else SecantusDB started over a temporary folder (its figures are SecantusDB's, not
+mongod's); it also prints the document and index bytes per resource.
 
 Loads the demo alliance, then alliance visit Bundles (``alliance_bundles.py``: a patient,
 a condition, a referral and its task, a lab report with 8 observations) in-process with
@@ -31,6 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from alliance_bundles import visit_bundle
 from bench_core import start, stop, wait_for, wrk
+from mongo_server import database_url, mongo_server
+from pymongo import MongoClient
 from server_process import free_port
 
 from fhir_server.app import build_service
@@ -220,9 +227,21 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database")
     parser.add_argument("--interleave", action="store_true",
                         help="the queries take turns instead of each running its rounds")
+    parser.add_argument("--storage", choices=("sqlite", "mongodb"), default="sqlite")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-search-"))
-    settings = Settings(storage=f"sqlite:///{work / 'search.db'}")
+    if args.storage == "mongodb":
+        with mongo_server() as url:
+            run(args, work, Settings(storage=database_url(url)))
+    else:
+        run(args, work, Settings(storage=f"sqlite:///{work / 'search.db'}"))
+    if not args.keep:
+        shutil.rmtree(work)
+    else:
+        print(f"kept {work}")
+
+
+def run(args: argparse.Namespace, work: Path, settings: Settings) -> None:
     asyncio.run(load_paths(settings, [demo_folder()]))
     rng, sample, have = random.Random(11), Sample(), 40
     table: dict[int, dict[str, list[float]]] = {}
@@ -232,6 +251,8 @@ def main() -> None:
         print(f"size {size:,}", flush=True)
         have = asyncio.run(grow(settings, size, have, rng, sample))
         os.sync()  # measure a settled database, not the write-back of the load
+        if args.storage == "mongodb":
+            print_mongo_sizes(settings.storage, have)
         port = free_port()
         server = start([sys.executable, "-m", "fhir_server", "serve", "--port", str(port),
                         "--storage", settings.storage, "--log-level", "warning"])
@@ -256,12 +277,25 @@ def main() -> None:
         print(f"| {name} | " + " | ".join(cells) + " |")
     print("| token searches/s (wrk -t1 -c16, one worker) | "
           + " | ".join(f"{throughput[s]:,.0f}" for s in sizes) + " |")
-    db_size = sum(f.stat().st_size for f in work.glob("search.db*")) / 2**30
-    print(f"\ndatabase: {db_size:.2f} GiB at {sizes[-1]:,} resources")
-    if not args.keep:
-        shutil.rmtree(work)
+    if args.storage == "mongodb":
+        print_mongo_sizes(settings.storage, have)
     else:
-        print(f"kept {work}")
+        db_size = sum(f.stat().st_size for f in work.glob("search.db*")) / 2**30
+        print(f"\ndatabase: {db_size:.2f} GiB at {sizes[-1]:,} resources")
+
+
+def print_mongo_sizes(url: str, resources: int) -> None:
+    """Document and index bytes per resource, per collection (collStats)."""
+    print(f"\n| collection | documents | document bytes / resource | stored bytes / resource "
+          f"| index bytes / resource | ({resources:,} resources) |\n| --- | --- | --- | --- "
+          "| --- |")
+    with MongoClient(url) as client:
+        db = client.get_default_database()
+        for name in sorted(db.list_collection_names()):
+            stats = db.command("collStats", name)
+            print(f"| {name} | {stats.get('count', 0):,} | {stats.get('size', 0) / resources:,.0f} "
+                  f"| {stats.get('storageSize', 0) / resources:,.0f} "
+                  f"| {stats.get('totalIndexSize', 0) / resources:,.0f} |")
 
 
 if __name__ == "__main__":

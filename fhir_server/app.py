@@ -27,7 +27,8 @@ def open_storage(settings: Settings) -> Storage:
         return SqliteStorage(url, durability=settings.durability,
                              search_timeout=settings.search_timeout)
     if is_mongo_url(url):
-        return MongoStorage(url, search_timeout=settings.search_timeout)
+        return MongoStorage(url, search_timeout=settings.search_timeout,
+                            explained=settings.mongo_explain)
     raise ValueError(f"Unsupported storage URL {url!r}; use sqlite:///path/to/file.db or "
                      "mongodb://host/database")
 

@@ -42,6 +42,7 @@ class Settings:
     max_connections: int = 1000  # concurrent connections per worker; beyond: 503
     rate_limit: float = 0.0  # requests per second per client address and worker; 0: off
     search_timeout: float = 30.0  # seconds a search may run (else 422 too-costly)
+    mongo_explain: bool = False  # MongoDB: log the plan of each search query (a JSON line)
     admin_operations: bool = True  # $reindex (system administrators only once auth lands)
     expunge: bool = False  # $expunge: erase a resource and all its versions (PIPL art. 47)
     auth: str = "none"  # "smart": every FHIR endpoint needs a SMART Backend Services token

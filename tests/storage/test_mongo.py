@@ -1,16 +1,18 @@
 """What the MongoDB adapter does beyond the storage contract: a deployment without
 transactions is refused at start-up, an unreachable one is a storage error, a database that
 goes away answers 503 until it is back, and a resource over MongoDB's document limit is
-refused with 413 before MongoDB sees it."""
+refused with 413 before MongoDB sees it; FHIR_MONGO_EXPLAIN logs each search query's plan."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import gc
+import logging
 from pathlib import Path
 
 import pytest
+from bson import json_util
 from mongo_server import Secantus, database_url, mongo_server
 from support import Client
 
@@ -87,3 +89,18 @@ def test_a_resource_over_mongodbs_document_limit_answers_413_and_nothing_is_kept
         assert client.post("", json=bundle).status_code == 413
         assert client.get("Patient").json()["total"] == 0
         assert client.get("Binary").json()["total"] == 0
+
+
+def test_explained_searches_log_the_plan_of_each_query(mongodb_server: str,
+                                                       caplog: pytest.LogCaptureFixture):
+    settings = Settings(storage=database_url(mongodb_server), mongo_explain=True)
+    with Client(build_app(settings)) as client, caplog.at_level(
+            logging.INFO, "fhir_server.mongo.explain"):
+        client.post("Patient", json=PATIENT)
+        assert client.get("Patient?family=王&_total=accurate").json()["total"] == 1
+        assert client.get("Patient?_sort=family").status_code == 200
+    plans = [json_util.loads(r.getMessage()) for r in caplog.records
+             if r.name == "fhir_server.mongo.explain"]
+    assert [next(iter(p["command"])) for p in plans] == ["find", "count", "aggregate"]
+    assert all(p["plan"] for p in plans)  # (SecantusDB names only the plans it can explain)
+    assert plans[0]["returned"] == 1 and plans[0]["command"]["filter"]["idx.string.norm"]

@@ -28,6 +28,7 @@ from fhir_server.search.plan import (
     Node,
     OfType,
 )
+from fhir_server.storage.mongo.layout import DRIVERS
 
 MAX_TEXT = "\U0010ffff"  # sorts after every other character: the end of a prefix range
 NOTHING: dict[str, Any] = {"_id": {"$in": []}}
@@ -67,6 +68,49 @@ def entry_match(table: str, param: str, conjunction: Conjunction) -> Filter:
     return {f"idx.{table}": {"$elemMatch": entry}}
 
 
+def driver(where: Filter) -> Filter:
+    """One indexed single-field clause that ``where`` implies, the narrowest found (exact
+    values before ranges), or ``{}``. Put first in a filter, it is the clause a planner
+    that serves a query from one single-field index (SecantusDB) looks the candidates up
+    by; ``$elemMatch`` itself it cannot look up. For mongod it is redundant and harmless."""
+    parts = where.get("$and", []) if set(where) == {"$and"} else [where] if where else []
+    found = [clause for part in parts if (clause := _implied(part)) is not None]
+    return min(found, key=lambda c: c[0])[1] if found else {}
+
+
+def _implied(part: Filter) -> tuple[int, Filter] | None:
+    """(rank, clause) of one part of a conjunction, when an index can look it up."""
+    if set(part) == {"id", "type"} and "$in" in part["id"] and "$in" in part["type"]:
+        return 0, {"_id": {"$in": [f"{t}/{i}" for t in part["type"]["$in"]
+                                   for i in part["id"]["$in"]]}}
+    if set(part) == {"$or"}:  # the same exact column in every branch: its values
+        branches = [_implied(branch) for branch in part["$or"]]
+        fields = {next(iter(b[1])) for b in branches if b is not None and b[0] == 1}
+        if len(fields) != 1 or len(branches) != len([b for b in branches if b]):
+            return None
+        field = fields.pop()
+        values = [v for _, clause in branches  # type: ignore[misc]
+                  for v in clause[field].get("$in", [clause[field].get("$eq")])]
+        return 1, {field: {"$in": values}}
+    if len(part) != 1:
+        return None
+    (field, value), = part.items()
+    table = field.removeprefix("idx.")
+    if table not in DRIVERS or not isinstance(value, dict) or "$elemMatch" not in value:
+        return None
+    column = f"{field}.{DRIVERS[table]}"
+    wanted = value["$elemMatch"].get(DRIVERS[table])
+    if wanted is not None and not isinstance(wanted, dict):
+        wanted = {"$eq": wanted}
+    if not wanted:
+        return None
+    if set(wanted) in ({"$eq"}, {"$in"}) and wanted.get("$eq", "") is not None:
+        return 1, {column: wanted}
+    if set(wanted) <= {"$gt", "$gte", "$lt", "$lte"}:
+        return 2 if len(wanted) > 1 else 3, {column: wanted}
+    return None
+
+
 def either(filters: list[Filter]) -> Filter:
     return filters[0] if len(filters) == 1 else {"$or": filters} if filters else NOTHING
 
@@ -100,8 +144,7 @@ class MongoCompiler:
                            for conjunction in node.any_of])
         if isinstance(node, Chain):
             inner = await self.where(node.where)
-            ids = await self.find({"type": node.target_type, "deleted": False, **_and(inner)},
-                                  "id")
+            ids = await self.find(searched([node.target_type], inner), "id")
             return {"idx.reference": {"$elemMatch": {
                 "k": node.param, "target_type": node.target_type, "target_id": {"$in": ids}}}}
         if isinstance(node, Has):
@@ -114,14 +157,16 @@ class MongoCompiler:
 
     async def _has(self, node: Has) -> Filter:
         inner = await self.where(node.where)
-        sources = await self.find({"type": node.source_type, "deleted": False, **_and(inner)},
-                                  "idx.reference")
+        sources = await self.find(searched([node.source_type], inner), "idx.reference")
         ids = {entry["target_id"] for entries in sources for entry in entries or ()
                if entry["k"] == node.param and entry["target_type"] == node.target_type}
         return {"type": node.target_type, "id": {"$in": sorted(ids)}}
 
 
-def _and(inner: Filter) -> Filter:
-    """A compiled ``where`` as extra top-level conditions (under ``$and``, so that its own
-    keys never collide with the caller's)."""
-    return {"$and": [inner]} if inner else {}
+def searched(types: list[str], where: Filter) -> Filter:
+    """The current resources of ``types`` (any, when empty) that a compiled ``where``
+    matches: its driver first, then the rest (under ``$and``, so that its keys never
+    collide with these)."""
+    return {**driver(where), "deleted": False, **({"type": {"$in": types}} if types else {}),
+            **({"$and": [where]} if where else {})}
+

@@ -3,12 +3,13 @@ documents it stores.
 
 ``resources`` holds one document per resource (its current version, ``_id`` "Type/id"):
 the stored bytes as BSON binary (served as stored), the version, the outgoing references
-(``refs``, for referential integrity) and the search index entries derived from the one
-SearchParameter registry, one array per index table (``idx.token``: ``{"k": key,
-"system": ..., "code": ...}``; the columns of ``search.plan.TABLES``). ``history`` holds
-every version by its sequence number. ``counters`` hands out sequence numbers, resource
-numbers (``rid``: storage order, the paging key), the data mark and the audit chain's head;
-``records`` the server's own records; ``audit_chain`` the chain's links.
+(``refs``, "Type/id" strings, for referential integrity) and the search index entries
+derived from the one SearchParameter registry, one array per index table (``idx.token``:
+``{"k": key, "system": ..., "code": ...}``; the columns of ``search.plan.TABLES``), each
+indexed on its most selective column (``DRIVERS``). ``history`` holds every version by its
+sequence number. ``counters`` hands out sequence numbers, resource numbers (``rid``:
+storage order, the paging key), the data mark and the audit chain's head; ``records`` the
+server's own records; ``audit_chain`` the chain's links.
 """
 
 from __future__ import annotations
@@ -25,17 +26,19 @@ from fhir_server.search.plan import TABLES
 Database = AsyncDatabase[dict[str, Any]]
 RESOURCES, HISTORY, COUNTERS = "resources", "history", "counters"
 RECORDS, CHAIN, SETTINGS = "records", "audit_chain", "settings"
+# the column of each index table's entries that its index keeps: the most selective one
+# (a code, a name, a referenced id, a date's start, a value), across every parameter
+DRIVERS = {"token": "code", "string": "norm", "reference": "target_id", "date": "low",
+           "number": "value", "quantity": "value", "uri": "uri", "composite": "code"}
 
 INDEXES: dict[str, list[IndexModel]] = {
     RESOURCES: [
         IndexModel([("rid", ASCENDING)], unique=True, name="by_rid"),
         IndexModel([("type", ASCENDING), ("rid", ASCENDING)], name="by_type"),
-        IndexModel([("refs.type", ASCENDING), ("refs.id", ASCENDING)], name="referrers"),
+        IndexModel([("refs", ASCENDING)], name="referrers"),
         IndexModel([("later", ASCENDING)], name="index_later", sparse=True),
-        *(IndexModel([(f"idx.{table}.k", ASCENDING), (f"idx.{table}.{columns[0]}", ASCENDING),
-                      *([(f"idx.{table}.{columns[1]}", ASCENDING)] if len(columns) > 1
-                        else [])], name=f"idx_{table}")
-          for table, columns in TABLES.items()),
+        *(IndexModel([(f"idx.{table}.{column}", ASCENDING)], name=f"idx_{table}")
+          for table, column in DRIVERS.items()),
     ],
     HISTORY: [
         IndexModel([("type", ASCENDING), ("id", ASCENDING), ("version", ASCENDING)],

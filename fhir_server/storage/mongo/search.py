@@ -13,7 +13,8 @@ from typing import Any
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from fhir_server.search.plan import Cursor, Include, Node, Query, SortKey
-from fhir_server.storage.mongo.compile import Filter, MongoCompiler, either
+from fhir_server.storage.mongo.compile import Filter, MongoCompiler, either, searched
+from fhir_server.storage.mongo.explain import explain
 from fhir_server.storage.mongo.layout import RESOURCES, Database
 from fhir_server.storage.port import Match, SearchPage
 
@@ -29,8 +30,9 @@ class MongoSearch:
     """Runs plans on ``resources`` (inside a commit's transaction, given its session)."""
 
     def __init__(self, db: Database, max_ms: int,
-                 session: AsyncClientSession | None = None) -> None:
+                 session: AsyncClientSession | None = None, explained: bool = False) -> None:
         self.db, self.max_ms, self.session = db, max_ms, session
+        self.explained = explained and session is None  # (no explain inside transactions)
         self.compiler = MongoCompiler(self._find)
 
     async def _find(self, where: Filter, field: str) -> list[Any]:
@@ -42,9 +44,7 @@ class MongoSearch:
                 async for document in found]
 
     async def filter(self, types: tuple[str, ...], where: tuple[Node, ...]) -> Filter:
-        compiled = await self.compiler.where(where)
-        return {"deleted": False, **({"type": {"$in": list(types)}} if types else {}),
-                **({"$and": [compiled]} if compiled else {})}
+        return searched(list(types), await self.compiler.where(where))
 
     async def run(self, query: Query) -> SearchPage:
         where = await self.filter(query.types, query.where)
@@ -56,6 +56,8 @@ class MongoSearch:
         if query.total:
             total = await self.db[RESOURCES].count_documents(where, maxTimeMS=self.max_ms,
                                                              session=self.session)
+            if self.explained:
+                await explain(self.db, {"count": RESOURCES, "query": where})
         elif query.cursor is None and not has_next:
             total = len(matches)
         included, hit = await self._includes(query, matches)
@@ -66,9 +68,12 @@ class MongoSearch:
         backwards = bool(cursor and cursor.backwards)
         if cursor is not None:
             where = {**where, "rid": {"$lt" if backwards else "$gt": cursor.rid}}
+        order = -1 if backwards else 1
         found = await self.db[RESOURCES].find(where, FIELDS, session=self.session).sort(
-            "rid", -1 if backwards else 1).limit(query.count + 1).max_time_ms(
-            self.max_ms).to_list()
+            "rid", order).limit(query.count + 1).max_time_ms(self.max_ms).to_list()
+        if self.explained:
+            await explain(self.db, {"find": RESOURCES, "filter": where, "sort": {"rid": order},
+                                    "limit": query.count + 1, "projection": FIELDS})
         more = len(found) > query.count
         found = found[: query.count]
         if backwards:
@@ -90,10 +95,13 @@ class MongoSearch:
             order[f"s{index}"] = -1 if key.descending else 1
         order["rid"] = 1
         limit = query.count if cursor is not None and cursor.backwards else query.count + 1
+        pipeline: list[dict[str, Any]] = [{"$match": where}, {"$addFields": keys}, {"$sort": order},
+                    {"$skip": start}, {"$limit": limit}, {"$project": FIELDS}]
         found = await (await self.db[RESOURCES].aggregate(
-            [{"$match": where}, {"$addFields": keys}, {"$sort": order}, {"$skip": start},
-             {"$limit": limit}, {"$project": FIELDS}], maxTimeMS=self.max_ms,
-            session=self.session)).to_list()
+            pipeline, maxTimeMS=self.max_ms, session=self.session)).to_list()
+        if self.explained:
+            await explain(self.db, {"aggregate": RESOURCES, "pipeline": pipeline,
+                                    "cursor": {}})
         matches = [_match(d, Cursor((OFFSET, start + i), d["rid"]))
                    for i, d in enumerate(found[: query.count])]
         if cursor is not None and cursor.backwards:
@@ -147,7 +155,7 @@ class MongoSearch:
             pointing = either([{"idx.reference": {"$elemMatch": {
                 "k": {"$in": params}, "target_type": m.resource_type, "target_id": m.id}}}
                 for m in relevant])
-            where = {"$and": [visible, {"type": include.source_type}, pointing]}
+            where = searched([include.source_type], {"$and": [visible, pointing]})
         else:
             keys = [f"{m.resource_type}/{m.id}" for m in sources
                     if m.resource_type == include.source_type]
@@ -163,7 +171,7 @@ class MongoSearch:
                         targets.add(f"{entry['target_type']}/{entry['target_id']}")
             if not targets:
                 return []
-            where = {"$and": [visible, {"_id": {"$in": sorted(targets)}}]}
+            where = {"_id": {"$in": sorted(targets)}, "$and": [visible]}
         found = self.db[RESOURCES].find(where, FIELDS, session=self.session).sort(
             "rid", 1).max_time_ms(self.max_ms)
         return [_match(d, Cursor((), d["rid"])) async for d in found]

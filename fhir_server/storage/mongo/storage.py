@@ -107,9 +107,10 @@ class MongoStorage:
     """The storage port on a MongoDB replica set or sharded cluster."""
 
     def __init__(self, url: str, search_timeout: float = 30.0,
-                 clock: Callable[[], int] | None = None) -> None:
+                 clock: Callable[[], int] | None = None, explained: bool = False) -> None:
         self.url = url
         self.search_timeout = search_timeout
+        self.explained = explained  # log each search query's plan (FHIR_MONGO_EXPLAIN)
         self.clock = clock or (lambda: time.time_ns() // 1_000_000)
         self.index_of: ReindexRows | None = None
         self._client: AsyncMongoClient[dict[str, Any]] | None = None
@@ -238,7 +239,7 @@ class MongoStorage:
         return _history_page(found, counted[0]["n"] if counted else 0, query.count)
 
     def _searcher(self, session: AsyncClientSession | None = None) -> MongoSearch:
-        return MongoSearch(self.db, int(self.search_timeout * 1000), session)
+        return MongoSearch(self.db, int(self.search_timeout * 1000), session, self.explained)
 
     async def search(self, query: Query) -> SearchPage:
         async with translated():
@@ -409,7 +410,7 @@ class MongoStorage:
             found = []
             for rtype, rid in frontier:
                 found += [(d["type"], d["id"]) async for d in db[RESOURCES].find(
-                    {"refs": {"$elemMatch": {"type": rtype, "id": rid}}, "deleted": False},
+                    {"refs": f"{rtype}/{rid}", "deleted": False},
                     {"type": 1, "id": 1}, session=session)]
             found = [key for key in dict.fromkeys(found) if key not in erased]
             if found and not cascade:

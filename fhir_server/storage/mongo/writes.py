@@ -101,7 +101,7 @@ class Commit:
                     "rid": row["rid"] if row else self.rid, "seq": self.seq,
                     "version": version + 1, "updated": self.now, "deleted": content is None,
                     "content": binary(content),
-                    "refs": [{"type": r.resource_type, "id": r.id} for r in write.references],
+                    "refs": [f"{r.resource_type}/{r.id}" for r in write.references],
                     "idx": {} if content is None or write.index_later
                     else index_entries(write.index)}
         if content is not None and write.index_later:
@@ -155,7 +155,7 @@ class Commit:
         for write in writes:
             for system, value in write.unique if write.kind != "delete" else ():
                 holder = await self.db[RESOURCES].find_one(
-                    {"type": write.resource_type, "deleted": False,
+                    {"idx.token.code": value, "type": write.resource_type, "deleted": False,
                      "_id": {"$ne": f"{write.resource_type}/{write.id}"},
                      "idx.token": {"$elemMatch": {"k": f"{write.resource_type}.identifier",
                                                   "code": value, "system": system}}},
@@ -180,8 +180,7 @@ class Commit:
             if write.kind != "delete":
                 continue
             referrers = [d["_id"] async for d in self.db[RESOURCES].find(
-                {"refs": {"$elemMatch": {"type": write.resource_type, "id": write.id}},
-                 "deleted": False},
+                {"refs": f"{write.resource_type}/{write.id}", "deleted": False},
                 {"_id": 1}, session=self.session).limit(10)]
             if referrers:
                 referenced.append((write.resource_type, write.id, referrers))
