@@ -15,7 +15,8 @@ import itertools
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from asyncio import CancelledError
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -76,6 +77,7 @@ TIMEOUTS_MS = {  # defaults of the URL's own options
 }
 RETRY_SECONDS = 30.0  # how long a commit is retried after write conflicts
 WRITE_CONFLICT = 112
+Job = Callable[[AsyncClientSession], Awaitable[Any]]
 
 
 def is_mongo_url(url: str) -> bool:
@@ -120,7 +122,8 @@ class MongoStorage:
         self._group_observer: GroupObserver | None = None
         self._mark = (0, -MARK_STALE_SECONDS)
         self._size = 0
-        self._turn = asyncio.Lock()
+        self._turn = asyncio.Lock()  # one group commit at a time
+        self._queue: list[tuple[Job, asyncio.Future[Any]]] = []
 
     @property
     def db(self) -> AsyncDatabase[dict[str, Any]]:
@@ -301,25 +304,60 @@ class MongoStorage:
         self._last_ms = max(self.clock(), self._last_ms)
         return self._last_ms
 
-    async def _transaction(self, job: Callable[[AsyncClientSession], Any]) -> Any:
-        """Run ``job`` in a transaction, again after a write conflict with another process's
-        commit (MongoDB aborts the later of two; retried, it sees the earlier one's writes).
-        This process's commits take turns: each updates the sequence counter, so run
-        together they would only abort one another."""
+    async def _transaction(self, job: Job) -> Any:
+        """Run ``job`` in a transaction. This process's commits are group-committed: the
+        first waiter runs every job queued by then in one transaction, in order (each sees
+        the writes of those before it); when one of them fails, each runs again alone, so
+        that only the failing one fails. A write conflict with another process's commit
+        (MongoDB aborts the later of two) is retried."""
         assert self._client is not None
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((job, done))
         self._open_commits += 1
-        deadline = time.monotonic() + RETRY_SECONDS
         try:
-            async with self._turn, translated(), self._client.start_session() as session:
-                for attempt in itertools.count():
-                    try:
-                        return await _attempt(session, job)
-                    except OperationFailure as error:
-                        if not _conflict(error) or time.monotonic() > deadline:
-                            raise
-                    await asyncio.sleep(min(0.001 * 2 ** attempt, 0.1) * random.random())
+            async with self._turn:
+                if not done.done():
+                    batch, self._queue = self._queue, []
+                    # (shielded: the others' commits go on when this caller gives up)
+                    await asyncio.shield(self._run_group(batch))
+            return await done
         finally:
             self._open_commits -= 1
+
+    async def _run_group(self, batch: list[tuple[Job, asyncio.Future[Any]]]) -> None:
+        async def all_of(session: AsyncClientSession) -> list[Any]:
+            return [await job(session) for job, _ in batch]
+        try:
+            results = await self._retried(all_of)
+        except CancelledError:
+            for _, done in batch:
+                done.cancel()
+            raise
+        except Exception as error:
+            if len(batch) > 1 and not isinstance(error, StorageUnavailable):
+                for job, done in batch:
+                    await self._run_group([(job, done)])
+            else:
+                for _, done in batch:
+                    done.set_exception(error)
+            return
+        if self._group_observer is not None:  # before the commits are answered
+            self._group_observer(len(batch))
+        for (_, done), result in zip(batch, results, strict=True):
+            done.set_result(result)
+
+    async def _retried(self, job: Job) -> Any:
+        """``job`` in one transaction, tried again after write conflicts."""
+        assert self._client is not None
+        deadline = time.monotonic() + RETRY_SECONDS
+        async with translated(), self._client.start_session() as session:
+            for attempt in itertools.count():
+                try:
+                    return await _attempt(session, job)
+                except OperationFailure as error:
+                    if not _conflict(error) or time.monotonic() > deadline:
+                        raise
+                await asyncio.sleep(min(0.001 * 2 ** attempt, 0.1) * random.random())
 
     async def commit(self, writes: Sequence[Write], options: CommitOptions = DEFAULT_OPTIONS,
                      conditions: Sequence[Condition] = ()) -> list[StoredVersion]:
@@ -334,9 +372,7 @@ class MongoStorage:
                     raise ConditionChanged(condition, found)
             return await self._apply(session, writes, options)
         stored, done = await self._transaction(job)
-        self._mark = (done.mark, time.monotonic())
-        if self._group_observer is not None:
-            self._group_observer(1)
+        self._mark = (max(done.mark, self._mark[0]), time.monotonic())
         return stored  # type: ignore[no-any-return]
 
     async def _apply(self, session: AsyncClientSession, writes: Sequence[Write],
