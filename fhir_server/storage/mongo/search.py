@@ -87,16 +87,17 @@ class MongoSearch:
         if cursor is not None and cursor.values and cursor.values[0] == OFFSET:
             start = cursor.values[1] + 1 if not cursor.backwards \
                 else max(cursor.values[1] - query.count, 0)
-        keys, order = {}, {}
+        keys, missing, order = {}, {}, {}
         for index, key in enumerate(query.sort):
             keys[f"s{index}"] = self._sort_value(key)
-            keys[f"m{index}"] = {"$eq": [{"$ifNull": [f"$s{index}", None]}, None]}
+            missing[f"m{index}"] = {"$eq": [{"$ifNull": [f"$s{index}", None]}, None]}
             order[f"m{index}"] = 1  # missing values last, in either direction
             order[f"s{index}"] = -1 if key.descending else 1
         order["rid"] = 1
         limit = query.count if cursor is not None and cursor.backwards else query.count + 1
-        pipeline: list[dict[str, Any]] = [{"$match": where}, {"$addFields": keys}, {"$sort": order},
-                    {"$skip": start}, {"$limit": limit}, {"$project": FIELDS}]
+        pipeline: list[dict[str, Any]] = [
+            {"$match": where}, {"$addFields": keys}, {"$addFields": missing},
+            {"$sort": order}, {"$skip": start}, {"$limit": limit}, {"$project": FIELDS}]
         found = await (await self.db[RESOURCES].aggregate(
             pipeline, maxTimeMS=self.max_ms, session=self.session)).to_list()
         if self.explained:
