@@ -385,7 +385,7 @@ class MongoStorage:
         numbers = await take_numbers(db, session, len(writes), new,
                                      any(w.link is None for w in writes))
         done = Commit(db, session, self._now(), numbers["seq"] - len(writes),
-                      numbers["rid"] - new, numbers["data"], current,
+                      numbers["rid"] - new, numbers["data"], current, frozenset(current),
                       (numbers.get("chain", 0), numbers.get("hash", "")))
         stored = [done.apply(write) for write in writes]
         await done.flush()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import bson
-from pymongo import ReplaceOne, ReturnDocument
+from pymongo import InsertOne, ReplaceOne, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from fhir_server.storage.mongo.layout import (
@@ -68,6 +68,7 @@ class Commit:
     rid: int  # the last resource number used
     mark: int  # the data mark after this commit
     current: dict[str, dict[str, Any]] = field(default_factory=dict)  # "Type/id" -> document
+    existing: frozenset[str] = frozenset()  # the keys stored before this commit
     head: tuple[int, str] = (0, "")  # the audit chain's (sequence, hash) so far
     history: list[dict[str, Any]] = field(default_factory=list)
     links: list[dict[str, Any]] = field(default_factory=list)
@@ -139,10 +140,11 @@ class Commit:
         session = self.session
         if self.history:
             await self.db[HISTORY].insert_many(self.history, ordered=False, session=session)
-        if self.changed:
+        if self.changed:  # (an insert costs less than an upsert: no lookup first)
             await self.db[RESOURCES].bulk_write(
-                [ReplaceOne({"_id": key}, document, upsert=True)
-                 for key, document in self.changed.items()], ordered=False, session=session)
+                [ReplaceOne({"_id": key}, document) if key in self.existing
+                 else InsertOne(document) for key, document in self.changed.items()],
+                ordered=False, session=session)
         if self.links:
             await self.db[CHAIN].insert_many(self.links, session=session)
             await self.db[COUNTERS].update_one(
