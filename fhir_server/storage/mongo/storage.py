@@ -17,6 +17,7 @@ import random
 import time
 from asyncio import CancelledError
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -326,7 +327,17 @@ class MongoStorage:
 
     async def _run_group(self, batch: list[tuple[Job, asyncio.Future[Any]]]) -> None:
         async def all_of(session: AsyncClientSession) -> list[Any]:
-            return [await job(session) for job, _ in batch]
+            results: list[Any] = []
+            merged: list[PlainCommit] = []  # applied as one (fewer round trips)
+            for job, _ in batch:
+                if merged and not merged[0].joins(job):
+                    results += await self._apply_merged(session, merged)
+                    merged = []
+                if isinstance(job, PlainCommit) and not job.conditions:
+                    merged.append(job)
+                else:
+                    results.append(await job(session))
+            return results + (await self._apply_merged(session, merged) if merged else [])
         try:
             results = await self._retried(all_of)
         except CancelledError:
@@ -364,16 +375,18 @@ class MongoStorage:
         if self._client is None:
             raise StorageError("storage is not open")
 
-        async def job(session: AsyncClientSession) -> tuple[list[StoredVersion], Commit]:
-            for condition in conditions:  # inside the transaction, before the writes
-                page = await self._searcher(session).run(condition.query)
-                found = [m.id for m in page.matches]
-                if sorted(found) != sorted(condition.expected):
-                    raise ConditionChanged(condition, found)
-            return await self._apply(session, writes, options)
-        stored, done = await self._transaction(job)
+        stored, done = await self._transaction(PlainCommit(self, writes, options, conditions))
         self._mark = (max(done.mark, self._mark[0]), time.monotonic())
         return stored  # type: ignore[no-any-return]
+
+    async def _apply_merged(self, session: AsyncClientSession, commits: list[PlainCommit],
+                            ) -> list[tuple[list[StoredVersion], Commit]]:
+        """Commits without conditions applied as one, each answered its own versions."""
+        stored, done = await self._apply(session, [w for c in commits for w in c.writes],
+                                         commits[0].options)
+        ends = list(itertools.accumulate(len(c.writes) for c in commits))
+        return [(stored[end - len(c.writes):end], done)
+                for c, end in zip(commits, ends, strict=True)]
 
     async def _apply(self, session: AsyncClientSession, writes: Sequence[Write],
                      options: CommitOptions) -> tuple[list[StoredVersion], Commit]:
@@ -496,6 +509,31 @@ class MongoStorage:
     async def delete_record(self, kind: str, key: str) -> bool:
         async with translated():
             return await records.delete_record(self.db, kind, key)
+
+
+@dataclass(frozen=True, slots=True)
+class PlainCommit:
+    """A commit's writes, run as a transaction's job; those without conditions and with
+    the same options merge with one another in a group."""
+
+    storage: MongoStorage
+    writes: Sequence[Write]
+    options: CommitOptions
+    conditions: Sequence[Condition]
+
+    def joins(self, job: Job) -> bool:
+        """Whether ``job`` may be applied together with this (mergeable) commit."""
+        return isinstance(job, PlainCommit) and not job.conditions \
+            and job.options == self.options
+
+    async def __call__(self, session: AsyncClientSession,
+                       ) -> tuple[list[StoredVersion], Commit]:
+        for condition in self.conditions:  # inside the transaction, before the writes
+            page = await self.storage._searcher(session).run(condition.query)
+            found = [m.id for m in page.matches]
+            if sorted(found) != sorted(condition.expected):
+                raise ConditionChanged(condition, found)
+        return await self.storage._apply(session, self.writes, self.options)
 
 
 async def _attempt(session: AsyncClientSession,
