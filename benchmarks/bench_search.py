@@ -45,6 +45,7 @@ from fhir_server.config import Settings
 from fhir_server.core.transaction import TransactionPlanner, parse_entry
 from fhir_server.loader import load_paths
 from fhir_server.package import demo_folder
+from fhir_server.search.plan import TABLES
 
 ORGS = ["Organization/gulu", "Organization/shuangfeng", "Organization/county",
         "Organization/tcm", "Organization/lead"]
@@ -296,6 +297,11 @@ def print_mongo_sizes(url: str, resources: int) -> None:
             print(f"| {name} | {stats.get('count', 0):,} | {stats.get('size', 0) / resources:,.0f} "
                   f"| {stats.get('storageSize', 0) / resources:,.0f} "
                   f"| {stats.get('totalIndexSize', 0) / resources:,.0f} |")
+        entries = db.resources.aggregate([{"$group": {"_id": None, "n": {"$sum": 1}, **{
+            table: {"$sum": {"$size": {"$ifNull": [f"$idx.{table}", []]}}} for table in TABLES}}}])
+        for found in entries:
+            print("\nindex entries per resource: " + ", ".join(
+                f"{table} {found[table] / found['n']:.1f}" for table in TABLES))
 
 
 if __name__ == "__main__":

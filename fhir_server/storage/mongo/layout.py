@@ -33,7 +33,9 @@ DRIVERS = {"token": "code", "string": "norm", "reference": "target_id", "date": 
 
 INDEXES: dict[str, list[IndexModel]] = {
     RESOURCES: [
-        IndexModel([("rid", ASCENDING)], unique=True, name="by_rid"),
+        # (not unique: a sharded collection allows unique indexes only on its shard key;
+        # resource and sequence numbers are unique by the counter, in the transaction)
+        IndexModel([("rid", ASCENDING)], name="by_rid"),
         IndexModel([("type", ASCENDING), ("rid", ASCENDING)], name="by_type"),
         IndexModel([("refs", ASCENDING)], name="referrers"),
         IndexModel([("later", ASCENDING)], name="index_later", sparse=True),
@@ -41,8 +43,8 @@ INDEXES: dict[str, list[IndexModel]] = {
           for table, column in DRIVERS.items()),
     ],
     HISTORY: [
-        IndexModel([("type", ASCENDING), ("id", ASCENDING), ("version", ASCENDING)],
-                   unique=True, name="by_version"),
+        IndexModel([("id", ASCENDING), ("type", ASCENDING), ("version", ASCENDING)],
+                   name="by_version"),
         IndexModel([("type", ASCENDING), ("_id", ASCENDING)], name="by_type"),
     ],
     RECORDS: [IndexModel([("kind", ASCENDING), ("key", ASCENDING)], name="by_kind")],

@@ -78,6 +78,7 @@ TIMEOUTS_MS = {  # defaults of the URL's own options
 }
 RETRY_SECONDS = 30.0  # how long a commit is retried after write conflicts
 WRITE_CONFLICT = 112
+EXPORT_WINDOW = 8  # an export step reads resource numbers up to this many batches ahead
 Job = Callable[[AsyncClientSession], Awaitable[Any]]
 
 
@@ -251,29 +252,33 @@ class MongoStorage:
 
     async def snapshot_mark(self) -> int:
         async with translated():
-            found = await self.db[HISTORY].find_one({}, {"_id": 1}, sort=[("_id", -1)])
-        return int(found["_id"]) if found else 0
+            found = await self.db[COUNTERS].find_one({"_id": NUMBERS})
+        return int(found["seq"]) if found else 0
 
     async def export_batch(self, part: ExportSlice) -> tuple[list[bytes], int | None]:
         async with translated():
             where = await self._searcher().filter((part.resource_type,), part.where)
             del where["deleted"]  # (deleted since the mark: exported as they were)
-            found = await self.db[RESOURCES].find(
-                {**where, "rid": {"$gt": part.after}},
+            numbers = await self.db[COUNTERS].find_one({"_id": NUMBERS}) or {"rid": 0}
+            end = min(part.after + part.size * EXPORT_WINDOW, int(numbers["rid"]))
+            window = {"rid": {"$gt": part.after, "$lte": end}}
+            found = await self.db[RESOURCES].find(  # (criteria of their own lead, else rid)
+                {**window, **where} if next(iter(where)) == "type" else {**where, **window},
                 {"idx": 0, "refs": 0}).sort("rid", 1).limit(part.size).to_list()
             contents = []
             for document in found:
                 at_mark = document if document["seq"] <= part.mark else \
                     await self.db[HISTORY].find_one(
-                        {"type": document["type"], "id": document["id"],
+                        {"id": document["id"], "type": document["type"],
                          "_id": {"$lte": part.mark}}, sort=[("_id", -1)])
                 if at_mark is None or at_mark.get("content") is None:
                     continue
                 if part.since_ms is not None and at_mark["updated"] <= part.since_ms:
                     continue
                 contents.append(bytes(at_mark["content"]))
-        last = int(found[-1]["rid"]) if len(found) == part.size else None
-        return contents, last
+        if len(found) == part.size:
+            return contents, int(found[-1]["rid"])
+        return contents, (end if end < int(numbers["rid"]) else None)
 
     async def data_mark(self) -> int:
         """Kept in memory for MARK_STALE_SECONDS (set at once by this process's commits)."""
