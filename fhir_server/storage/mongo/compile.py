@@ -84,12 +84,13 @@ def _implied(part: Filter) -> tuple[int, Filter] | None:
         return 0, {"_id": {"$in": [f"{t}/{i}" for t in part["type"]["$in"]
                                    for i in part["id"]["$in"]]}}
     if set(part) == {"$or"}:  # the same exact column in every branch: its values
-        branches = [_implied(branch) for branch in part["$or"]]
-        fields = {next(iter(b[1])) for b in branches if b is not None and b[0] == 1}
-        if len(fields) != 1 or len(branches) != len([b for b in branches if b]):
+        clauses = [found[1] for branch in part["$or"]
+                   if (found := _implied(branch)) is not None and found[0] == 1]
+        fields = {field for clause in clauses for field in clause}
+        if len(fields) != 1 or len(clauses) != len(part["$or"]):
             return None
         field = fields.pop()
-        values = [v for _, clause in branches  # type: ignore[misc]
+        values = [v for clause in clauses
                   for v in clause[field].get("$in", [clause[field].get("$eq")])]
         return 1, {field: {"$in": values}}
     if len(part) != 1:
