@@ -21,6 +21,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                           "SecantusDB started by the tests, or FHIR_TEST_MONGODB_URI)")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--storage") != "mongodb":
+        return
+    for item in items:
+        marker = item.get_closest_marker("sqlite_only")
+        if marker is not None:
+            item.add_marker(pytest.mark.skip(reason=f"SQLite only: {marker.args[0]}"))
+
+
 @pytest.fixture(scope="session")
 def mongodb_server() -> Iterator[str]:
     with mongo_server() as url:

@@ -27,6 +27,7 @@ def test_every_response_carries_the_security_headers(client):
     assert page.headers["content-security-policy"].startswith("default-src 'self'")
 
 
+@pytest.mark.sqlite_only("file permissions of the database files")
 def test_database_files_are_readable_by_the_server_user_only(client, settings):
     client.put("/Patient/p", json={"resourceType": "Patient", "id": "p"})
     path = settings.storage.removeprefix("sqlite:///")

@@ -244,7 +244,8 @@ class MongoStorage:
         return _history_page(found, counted[0]["n"] if counted else 0, query.count)
 
     def _searcher(self, session: AsyncClientSession | None = None) -> MongoSearch:
-        return MongoSearch(self.db, int(self.search_timeout * 1000), session, self.explained)
+        deadline_ms = max(1, int(self.search_timeout * 1000))  # (0 would mean no deadline)
+        return MongoSearch(self.db, deadline_ms, session, self.explained)
 
     async def search(self, query: Query) -> SearchPage:
         async with translated():
