@@ -62,6 +62,7 @@ def test_the_rate_limiter_refills_and_forgets():
     limiter.check("a", now=1.2)  # refilled
 
 
+@pytest.mark.volume
 def test_a_search_past_its_deadline_is_too_costly(settings):
     with Client(build_app(replace(settings, search_timeout=1e-9))) as client:
         client.post("", json={"resourceType": "Bundle", "type": "transaction", "entry": [

@@ -64,6 +64,7 @@ def test_paging_is_stable_while_others_write(data):
     assert set(seen) >= {"o1", "o2", "o3", "o4", "o5"} and "o6" not in seen
 
 
+@pytest.mark.volume
 @pytest.mark.parametrize("param", ["birthdate", "name"])
 def test_large_sorted_results_page_through_the_index(client, param):
     """More than SMALL matches: the sort index drives, descending, the patient without a
@@ -142,6 +143,7 @@ def test_escaped_separators(client):
     assert sorted(match_ids(both.json())) == ["c", "d"]
 
 
+@pytest.mark.volume
 @pytest.mark.parametrize("gender", ["female", "http://hl7.org/fhir/administrative-gender|female",
                                     "female,other", "unknown", "|female"])
 def test_codes_are_checked_per_row_when_the_sort_index_drives(client, gender):
@@ -262,6 +264,7 @@ def test_a_small_criterion_drives_and_the_others_are_checked(client, query, want
     assert total == len(expected)
 
 
+@pytest.mark.volume
 @pytest.mark.parametrize(("query", "wanted"), [
     ("_has:ServiceRequest:subject:priority=stat", lambda i: i % 8 != 0),
     ("_has:ServiceRequest:subject:priority=stat&birthdate=ge1990", lambda i: i % 8 not in (0, 1)),

@@ -145,6 +145,7 @@ class MongoStorage:
         try:
             async with translated():
                 await self._prepare()
+            await self.ping()  # (the size ``stats`` reports until the next ping)
         except BaseException:
             await self.close()
             raise
