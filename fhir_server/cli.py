@@ -19,6 +19,7 @@ from uvicorn.config import LOGGING_CONFIG
 from fhir_server import __version__
 from fhir_server.cli_audit import add_audit_commands
 from fhir_server.cli_clients import add_client_commands
+from fhir_server.cli_migrate import add_migrate_command
 from fhir_server.cli_token import add_token_command
 from fhir_server.config import Settings, SettingsError
 from fhir_server.core.errors import FhirError
@@ -177,6 +178,7 @@ def parser() -> argparse.ArgumentParser:
     add_client_commands(commands)
     add_token_command(commands)
     add_audit_commands(commands)
+    add_migrate_command(commands)
     return root
 
 

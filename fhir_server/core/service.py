@@ -112,7 +112,7 @@ class FhirService:
         self.search_generation += 1  # documents built from the registry are stale
         self.indexer = Indexer(registry, context)
         self._records: tuple[Indexer, dict[bytes, IndexRows]] = (self.indexer, {})
-        self.storage.use_indexer(self._stored_rows)
+        self.storage.use_indexer(self.stored_rows)
         self.searcher = Searcher(self.storage, registry, SearchParser(
             registry, context, self.settings.default_count, self.settings.max_count,
             self.settings.include_limit))
@@ -377,7 +377,7 @@ class FhirService:
                       index_later=True)
         return Prepared(write, event)
 
-    def _stored_rows(self, content: bytes) -> IndexRows:
+    def stored_rows(self, content: bytes) -> IndexRows:
         """The index rows of a stored version (to reindex, to index later, to remove)."""
         resource = jsonbytes.loads(content)
         if resource.get("resourceType") == "AuditEvent":

@@ -62,6 +62,7 @@ class Write:
     unique: tuple[tuple[str, str], ...] = ()  # (system, value) no other of its type may hold
     link: Linker | None = None  # set: a link of the audit chain, rendered by this instead
     index_later: bool = False  # its index rows are written by ``index_deferred``, not now
+    updated_ms: int | None = None  # set: the version's time as it was (a migration), not now
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +308,14 @@ class Storage(Protocol):
 
     async def chain(self, after_seq: int, size: int) -> list[ChainLink]:
         """Up to ``size`` links of the audit chain after ``after_seq``, in order."""
+
+    async def continue_chain(self, seq: int, hash: str) -> None:
+        """Make the next link of the audit chain number ``seq + 1`` and name ``hash`` as the
+        one before it: a chain whose first links were purged, moved here (on a store
+        without links)."""
+
+    async def versions(self, after_seq: int, size: int) -> list[HistoryEntry]:
+        """Up to ``size`` versions of any resource after ``after_seq``, oldest first."""
 
     async def purge_chain(self, through_seq: int) -> int:
         """Erase the links up to ``through_seq`` and their resources (every version, every

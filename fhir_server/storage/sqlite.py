@@ -522,6 +522,25 @@ class SqliteStorage:
         with _translate():
             return await self._in_pool(run)
 
+    async def continue_chain(self, seq: int, hash: str) -> None:
+        """A link row of no resource stands for the purged ones (verify skips it: it is at
+        the anchor's place)."""
+        def run(conn: sqlite3.Connection) -> None:
+            with conn:
+                conn.execute("INSERT INTO audit_chain (seq, type, id, hash) VALUES (?, '', '', ?)",
+                             (seq, hash))
+        with _translate():
+            await self._in_pool(run)
+
+    async def versions(self, after_seq: int, size: int) -> list[HistoryEntry]:
+        def run(conn: sqlite3.Connection) -> list[HistoryEntry]:
+            rows = conn.execute(f"SELECT h.seq, h.method, {VERSION_COLUMNS} FROM history h "
+                                "WHERE h.seq > ? ORDER BY h.seq LIMIT ?",
+                                (after_seq, size)).fetchall()
+            return [HistoryEntry(r[0], _version(r[2:]), r[1]) for r in rows]
+        with _translate():
+            return await self._in_pool(run)
+
     async def purge_chain(self, through_seq: int) -> int:
         def run(conn: sqlite3.Connection) -> int:
             keys = conn.execute("SELECT type, id FROM audit_chain WHERE seq <= ?",
@@ -651,6 +670,7 @@ class SqliteStorage:
     def _apply_one(self, conn: sqlite3.Connection, write: Write, now: int,
                    batch: RowBatch, row: tuple[Any, ...] | None) -> StoredVersion:
         key = (write.resource_type, write.id)
+        now = now if write.updated_ms is None else write.updated_ms
         current, deleted = (row[0], bool(row[1])) if row else (0, True)
         if write.if_match is not None and (deleted or current != write.if_match):
             raise VersionConflict(*key, write.if_match, None if deleted else current)

@@ -395,3 +395,24 @@ def test_commits_whose_callers_give_up_leave_the_store_working(store):
     assert all(store.runner.run(give_up_on_many()))
     kept = {record.key for record in store.list_records("k")}
     assert {str(n) for n in range(1, 200, 2)} <= kept
+
+
+def test_every_version_oldest_first_and_a_migrated_time_kept(store):
+    store.commit([put("Patient", "a")])
+    store.commit([replace(put("Patient", "b"), updated_ms=1_000)])
+    store.commit([put("Patient", "a", kind="delete")])
+    found = store.versions(0, 10)
+    assert [(e.version.id, e.version.version, e.method) for e in found] == [
+        ("a", 1, "PUT"), ("b", 1, "PUT"), ("a", 2, "DELETE")]
+    assert found[1].version.last_updated_ms == 1_000
+    assert [e.seq for e in store.versions(found[0].seq, 1)] == [found[1].seq]
+
+
+def test_a_chain_moved_here_continues_after_its_purged_links(store):
+    store.continue_chain(41, "ab" * 32)
+    link = Write("create", "AuditEvent", "e", link=lambda version, ms, seq, previous:
+                 orjson.dumps({"resourceType": "AuditEvent", "seq": seq, "before": previous}))
+    store.commit([link])
+    [stored] = [c for c in store.chain(0, 10) if c.id == "e"]
+    assert stored.seq == 42 and orjson.loads(stored.content) == {
+        "resourceType": "AuditEvent", "seq": 42, "before": "ab" * 32}

@@ -306,6 +306,17 @@ class MongoStorage:
                           bytes(contents.get(key) or b""))
                 for link, key in zip(links, keys, strict=True)]
 
+    async def continue_chain(self, seq: int, hash: str) -> None:
+        async with translated():
+            await self.db[COUNTERS].update_one(
+                {"_id": NUMBERS}, {"$set": {"chain": seq, "hash": hash}}, upsert=True)
+
+    async def versions(self, after_seq: int, size: int) -> list[HistoryEntry]:
+        async with translated():
+            found = await self.db[HISTORY].find({"_id": {"$gt": after_seq}}).sort(
+                "_id", 1).limit(size).to_list()
+        return [HistoryEntry(d["_id"], _version(d), d["method"]) for d in found]
+
     # -- writes ------------------------------------------------------------------------
 
     def _now(self) -> int:

@@ -91,16 +91,17 @@ class Commit:
                 and write.render(version, row["updated"]) == old:  # type: ignore[index]
             return StoredVersion(write.resource_type, write.id, version,
                                  row["updated"], False, old)  # type: ignore[index]
-        content = self._content(write, version + 1)
+        now = self.now if write.updated_ms is None else write.updated_ms
+        content = self._content(write, version + 1, now)
         self.seq += 1
         self.history.append({"_id": self.seq, "type": write.resource_type, "id": write.id,
-                             "version": version + 1, "updated": self.now,
+                             "version": version + 1, "updated": now,
                              "method": METHODS[write.kind], "content": binary(content)})
         if row is None:
             self.rid += 1
         document = {"_id": key, "type": write.resource_type, "id": write.id,
                     "rid": row["rid"] if row else self.rid, "seq": self.seq,
-                    "version": version + 1, "updated": self.now, "deleted": content is None,
+                    "version": version + 1, "updated": now, "deleted": content is None,
                     "content": binary(content),
                     "refs": [f"{r.resource_type}/{r.id}" for r in write.references],
                     "idx": {} if content is None or write.index_later
@@ -112,24 +113,24 @@ class Commit:
             if size > MAX_DOCUMENT_BYTES:
                 raise ResourceTooLarge(write.resource_type, write.id, size, MAX_DOCUMENT_BYTES)
         self.current[key] = self.changed[key] = document
-        return StoredVersion(write.resource_type, write.id, version + 1, self.now,
+        return StoredVersion(write.resource_type, write.id, version + 1, now,
                              content is None, content or b"",
                              created=deleted and content is not None)
 
-    def _content(self, write: Write, version: int) -> bytes | None:
+    def _content(self, write: Write, version: int, now: int) -> bytes | None:
         if write.link is not None:
-            return self._link(write, version)
+            return self._link(write, version, now)
         if write.kind == "delete":
             return None
         assert write.render is not None
-        return write.render(version, self.now)
+        return write.render(version, now)
 
-    def _link(self, write: Write, version: int) -> bytes:
+    def _link(self, write: Write, version: int, now: int) -> bytes:
         """The next link of the audit chain: rendered with its place and the previous
         link's hash, its own hash kept."""
         assert write.link is not None
         seq, previous = self.head
-        content = write.link(version, self.now, seq + 1, previous)
+        content = write.link(version, now, seq + 1, previous)
         self.head = (seq + 1, hashlib.sha256(content).hexdigest())
         self.links.append({"_id": self.head[0], "type": write.resource_type, "id": write.id,
                            "hash": self.head[1]})
