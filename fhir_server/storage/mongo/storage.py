@@ -71,10 +71,13 @@ from fhir_server.storage.port import (
 )
 
 DEFAULT_DATABASE = "alliance_fhir"
-TIMEOUTS_MS = {  # defaults of the URL's own options
+CLIENT_DEFAULTS: dict[str, Any] = {  # defaults of the URL's own options
     "serverSelectionTimeoutMS": 5000,  # how long an operation waits for a reachable member
     "connectTimeoutMS": 5000,
     "socketTimeoutMS": 60000,  # an answer that long overdue: the server is gone (503)
+    # heartbeats polled, not streamed: a server that holds a streamed heartbeat past its
+    # await time (SecantusDB) stalled the client's close, and so the server's shutdown
+    "serverMonitoringMode": "poll",
 }
 RETRY_SECONDS = 30.0  # how long a commit is retried after write conflicts
 WRITE_CONFLICT = 112
@@ -137,8 +140,8 @@ class MongoStorage:
 
     async def open(self) -> None:
         given = {name.lower() for name in parse_qs(urlsplit(self.url).query)}
-        options: dict[str, Any] = {name: ms for name, ms in TIMEOUTS_MS.items()
-                                   if name.lower() not in given}
+        options = {name: value for name, value in CLIENT_DEFAULTS.items()
+                   if name.lower() not in given}
         if "w" not in given:
             options["w"] = "majority"
         self._client = AsyncMongoClient(self.url, **options)
