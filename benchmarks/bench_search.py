@@ -268,6 +268,16 @@ def run(args: argparse.Namespace, work: Path, settings: Settings) -> None:
             throughput[have] = wrk(f"{base}/metadata", args.seconds, 16, script)
         finally:
             stop(server)
+        print_table(table, matches, throughput)  # (after each size: a long run shows it early)
+    if args.storage == "mongodb":
+        print_mongo_sizes(settings.storage, have)
+    else:
+        db_size = sum(f.stat().st_size for f in work.glob("search.db*")) / 2**30
+        print(f"\ndatabase: {db_size:.2f} GiB at {have:,} resources")
+
+
+def print_table(table: dict[int, dict[str, list[float]]], matches: dict[int, dict[str, float]],
+                throughput: dict[int, float]) -> None:
     sizes = sorted(table)
     print("\n| query | " + " | ".join(f"{s:,}: p50 / p95 ms (matches)" for s in sizes)
           + " |")
@@ -278,11 +288,6 @@ def run(args: argparse.Namespace, work: Path, settings: Settings) -> None:
         print(f"| {name} | " + " | ".join(cells) + " |")
     print("| token searches/s (wrk -t1 -c16, one worker) | "
           + " | ".join(f"{throughput[s]:,.0f}" for s in sizes) + " |")
-    if args.storage == "mongodb":
-        print_mongo_sizes(settings.storage, have)
-    else:
-        db_size = sum(f.stat().st_size for f in work.glob("search.db*")) / 2**30
-        print(f"\ndatabase: {db_size:.2f} GiB at {sizes[-1]:,} resources")
 
 
 def print_mongo_sizes(url: str, resources: int) -> None:
