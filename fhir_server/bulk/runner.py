@@ -57,14 +57,17 @@ class ExportRunner:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.live: dict[str, Job] = {}  # the jobs running here, as they progress
         self._sweeper: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()  # set when the runner closes
         self.gates: GateSource | None = None  # auth on: the gate of a job's user
 
     async def open(self) -> None:
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._stop = asyncio.Event()
         self._sweeper = asyncio.create_task(self._sweep_forever())
 
     async def close(self) -> None:
         """Stop every job here (their leases lapse: a later start resumes them)."""
+        self._stop.set()  # (the sweeper also stops if a driver swallowed its cancellation)
         for task in [self._sweeper, *self.tasks.values()]:
             if task is not None:
                 task.cancel()
@@ -224,12 +227,13 @@ class ExportRunner:
         return shaped
 
     async def _sweep_forever(self) -> None:
-        while True:
+        while not self._stop.is_set():
             try:
                 await self.sweep()
             except Exception:
                 log.exception("the export sweep failed")
-            await asyncio.sleep(SWEEP_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), SWEEP_SECONDS)
 
     async def sweep(self) -> None:
         """Resume running jobs nobody holds; remove what expired or was cancelled."""

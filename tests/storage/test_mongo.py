@@ -104,3 +104,15 @@ def test_explained_searches_log_the_plan_of_each_query(mongodb_server: str,
     assert [next(iter(p["command"])) for p in plans] == ["find", "count", "aggregate"]
     assert all(p["plan"] for p in plans)  # (SecantusDB names only the plans it can explain)
     assert plans[0]["returned"] == 1 and plans[0]["command"]["filter"]["idx.string.norm"]
+
+
+def test_the_server_stops_at_once_whenever_it_is_stopped(mongodb_server: str):
+    """PyMongo can swallow the cancellation of a task inside one of its operations: the
+    export sweeper stopped then only by its stop event (its shutdown once hung forever)."""
+    async def cycles() -> None:
+        for n in range(12):
+            app = build_app(Settings(storage=database_url(mongodb_server)))
+            await app.startup()
+            await asyncio.sleep(n % 4 * 0.002)
+            await asyncio.wait_for(app.shutdown(), 20)
+    asyncio.run(cycles())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from fhir_server.storage.mongo.compile import driver
+from fhir_server.storage.mongo.compile import driver, searched
 
 
 def token(code: object, k: str = "Observation.code") -> dict:
@@ -38,3 +38,14 @@ def dated(low: dict) -> dict:
 ])
 def test_the_narrowest_indexed_clause_leads(where: dict, expected: dict):
     assert driver(where) == expected
+
+
+def test_conditions_stand_beside_the_driver_not_under_an_operator():
+    code, other = token({"$eq": "a"}), token({"$eq": "b"}, "Observation.category")
+    ids = {"id": {"$in": ["x"]}, "type": {"$in": ["Observation"]}}
+    assert searched(["Observation"], {"$and": [code, other]}) == {
+        "idx.token.code": {"$eq": "a"}, "deleted": False, "type": {"$in": ["Observation"]},
+        "idx.token": {"$all": [code["idx.token"], other["idx.token"]]}}
+    assert searched(["Observation"], ids)["id"] == {"$in": ["x"]}  # (the same types: kept)
+    negated = {"$nor": [code]}
+    assert searched([], negated) == {"deleted": False, "$and": [negated]}  # (no other way)

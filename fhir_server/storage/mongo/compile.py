@@ -164,10 +164,38 @@ class MongoCompiler:
         return {"type": node.target_type, "id": {"$in": sorted(ids)}}
 
 
-def searched(types: list[str], where: Filter) -> Filter:
+def searched(types: list[str], where: Filter, fixed: Filter | None = None) -> Filter:
     """The current resources of ``types`` (any, when empty) that a compiled ``where``
-    matches: its driver first, then the rest (under ``$and``, so that its keys never
-    collide with these)."""
-    return {**driver(where), "deleted": False, **({"type": {"$in": types}} if types else {}),
-            **({"$and": [where]} if where else {})}
+    matches (and ``fixed``, fields of the caller's): its driver first, then the rest."""
+    head = {**driver(where), **(fixed or {}), "deleted": False,
+            **({"type": {"$in": types}} if types else {})}
+    return conjoined(head, where)
 
+
+def conjoined(head: Filter, where: Filter) -> Filter:
+    """``head`` and ``where``, with ``where``'s conditions beside ``head``'s fields rather
+    than under ``$and`` where they can be (several ``$elemMatch`` on one array become one
+    ``$all``): a filter with a ``$`` operator at its top SecantusDB serves from no index."""
+    if not where:
+        return head
+    merged = dict(head)
+    for part in where["$and"] if set(where) == {"$and"} else [where]:
+        for field, value in part.items():
+            if merged.get(field) == value:  # (an id search's types, say)
+                continue
+            if field.startswith("$") or (field in merged and not (
+                    _matches(merged[field]) and _matches(value))):
+                return {**head, "$and": [where]}
+            merged[field] = {"$all": _matches(merged[field]) + _matches(value)} \
+                if field in merged else value
+    return merged
+
+
+def _matches(value: Any) -> list[Any]:
+    """The ``$elemMatch`` conditions of a field's value (``[]`` if it holds another)."""
+    if isinstance(value, dict) and set(value) == {"$elemMatch"}:
+        return [value]
+    if isinstance(value, dict) and set(value) == {"$all"} and all(
+            isinstance(v, dict) and set(v) == {"$elemMatch"} for v in value["$all"]):
+        return list(value["$all"])
+    return []

@@ -124,7 +124,7 @@ class MongoSearch:
     async def _includes(self, query: Query, matches: list[Match]) -> tuple[list[Match], bool]:
         if not query.includes or not matches:
             return [], False
-        visible = await self.filter((), query.visible)
+        visible = await self.compiler.where(query.visible)
         seen = {(m.resource_type, m.id) for m in matches}
         included: list[Match] = []
         frontier, first = matches, True
@@ -153,10 +153,14 @@ class MongoSearch:
                         or m.resource_type == include.target_type]
             if not relevant:
                 return []
+            ids: dict[str, list[str]] = {}
+            for m in relevant:
+                ids.setdefault(m.resource_type, []).append(m.id)
             pointing = either([{"idx.reference": {"$elemMatch": {
-                "k": {"$in": params}, "target_type": m.resource_type, "target_id": m.id}}}
-                for m in relevant])
-            where = searched([include.source_type], {"$and": [visible, pointing]})
+                "k": {"$in": params}, "target_type": rtype, "target_id": {"$in": found}}}}
+                for rtype, found in ids.items()])
+            where = searched([include.source_type], {"$and": [visible, pointing]}
+                             if visible else pointing)
         else:
             keys = [f"{m.resource_type}/{m.id}" for m in sources
                     if m.resource_type == include.source_type]
@@ -172,7 +176,7 @@ class MongoSearch:
                         targets.add(f"{entry['target_type']}/{entry['target_id']}")
             if not targets:
                 return []
-            where = {"_id": {"$in": sorted(targets)}, "$and": [visible]}
+            where = searched([], visible, {"_id": {"$in": sorted(targets)}})
         found = self.db[RESOURCES].find(where, FIELDS, session=self.session).sort(
             "rid", 1).max_time_ms(self.max_ms)
         return [_match(d, Cursor((), d["rid"])) async for d in found]
