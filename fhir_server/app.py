@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from fhir_server.bulk.runner import ExportRunner
 from fhir_server.config import Settings
+from fhir_server.core.referral_deadlines import OverdueSweep
 from fhir_server.core.service import FhirService
+from fhir_server.periodic import Periodic
 from fhir_server.rest.asgi import FhirAsgiApp
 from fhir_server.rest.context import Context
 from fhir_server.rest.cors import CorsMiddleware
@@ -42,6 +44,8 @@ def build_app(settings: Settings | None = None) -> FhirAsgiApp | CorsMiddleware:
     settings = settings or Settings.from_env()
     service = build_service(settings)
     exports = ExportRunner(service, settings)
+    deadlines = Periodic(OverdueSweep(service).sweep, settings.referral_sweep_seconds,
+                         "the referral deadline sweep")
     context = Context(service, settings, exports=exports)
     router = Router(ROUTES, context)
     smart = SmartEndpoints(context) if settings.auth == "smart" else None
@@ -55,6 +59,7 @@ def build_app(settings: Settings | None = None) -> FhirAsgiApp | CorsMiddleware:
             if smart is not None:
                 await smart.open()
             await exports.open()
+            deadlines.start()
         except Exception as error:
             report_failure(error)
             raise
@@ -62,6 +67,7 @@ def build_app(settings: Settings | None = None) -> FhirAsgiApp | CorsMiddleware:
     async def shutdown() -> None:
         if observer is not None:
             observer.close()
+        await deadlines.close()
         await exports.close()
         await context.audit.close()
         await service.close()

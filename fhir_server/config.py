@@ -61,6 +61,8 @@ class Settings:
     export_max_jobs: int = 4  # exports running at once; beyond: 429
     export_batch: int = 1000  # resources read per step of an export (its memory)
     allow_any_extension: bool = False  # extensions defined nowhere known: allowed, not refused
+    referral_sla: str = "stat=30m,asap=4h"  # green channel: time to accept, per priority
+    referral_sweep_seconds: float = 30.0  # how often a worker looks for overdue referrals
 
     def __post_init__(self) -> None:
         if self.auth not in AUTH_MODES:
@@ -69,6 +71,22 @@ class Settings:
         if self.default_tier not in TIERS:
             raise SettingsError(f"FHIR_DEFAULT_TIER must be one of {', '.join(TIERS)}, "
                                 f"not {self.default_tier!r}")
+
+        self.referral_deadlines  # noqa: B018 (refuses a malformed FHIR_REFERRAL_SLA)
+
+    @property
+    def referral_deadlines(self) -> dict[str, int]:
+        """``stat=30m,asap=4h`` -> seconds to accept, per priority (units s, m, h, d)."""
+        units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+        deadlines: dict[str, int] = {}
+        for part in (p.strip() for p in self.referral_sla.split(",") if p.strip()):
+            priority, _, amount = (x.strip() for x in part.partition("="))
+            if priority not in ("stat", "asap", "urgent", "routine") or amount[-1:] not in units \
+                    or not amount[:-1].isdigit():
+                raise SettingsError(f"FHIR_REFERRAL_SLA: {part!r} is not "
+                                    "priority=<number><s|m|h|d> (e.g. stat=30m,asap=4h)")
+            deadlines[priority] = int(amount[:-1]) * units[amount[-1]]
+        return deadlines
 
     @property
     def required_profile_types(self) -> list[str]:

@@ -138,10 +138,10 @@ def condition(cid: str, who: str, system: str, code: str, display: str) -> dict:
 
 
 def referral(sid: str, who: str, direction: str, requester: str, target: str, reason: str,
-             urgent: bool, date: str) -> dict:
+             urgent: bool, date: str, status: str = "active") -> dict:
     return {
         "resourceType": "ServiceRequest", "id": sid, "meta": profile("AllianceReferral"),
-        "status": "active", "intent": "order",
+        "status": status, "intent": "order",
         "extension": [ext("referral-direction", valueCoding=coding(
             "referral-direction", direction, "上转" if direction == "up" else "下转"))],
         "identifier": [{"system": f"{SID}/referral", "value": sid.upper()}],
@@ -157,12 +157,15 @@ def referral(sid: str, who: str, direction: str, requester: str, target: str, re
     }
 
 
-def task(tid: str, referral_id: str, owner: str, status: str, date: str) -> dict:
+def task(tid: str, referral_id: str, who: str, requester: str, owner: str, status: str,
+         date: str) -> dict:
     return {
         "resourceType": "Task", "id": tid, "meta": profile("AllianceReferralTask"),
         "status": status, "intent": "order",
         "focus": {"reference": f"ServiceRequest/{referral_id}"},
+        "for": {"reference": f"Patient/{who}"},
         "basedOn": [{"reference": f"ServiceRequest/{referral_id}"}],
+        "requester": {"reference": f"PractitionerRole/{requester}"},
         "owner": {"reference": f"Organization/{owner}"},
         "authoredOn": date,
     }
@@ -266,14 +269,17 @@ def resources() -> list[dict]:
         condition("huang-wei-ami", "huang-wei", ICD10_CN, "I21.900", "急性心肌梗死"),
         condition("he-lan-bi", "he-lan", TCM, "A07.06.03", "尪痹"),
         referral("ref-up-1", "zhang-san", "up", "chen-jing-shuangfeng", "lead-cardiology",
-                 "zhang-san-htn", False, "2026-11-02"),
+                 "zhang-san-htn", False, "2026-11-02", "completed"),
         referral("ref-up-2", "huang-wei", "up", "wang-fang-county", "lead-cardiology",
                  "huang-wei-ami", True, "2026-11-10"),
         referral("ref-down-1", "he-lan", "down", "li-jianguo-lead", "gulu", "he-lan-bi",
                  False, "2026-11-18"),
-        task("task-up-1", "ref-up-1", "lead", "completed", "2026-11-02"),
-        task("task-up-2", "ref-up-2", "lead", "accepted", "2026-11-10"),
-        task("task-down-1", "ref-down-1", "gulu", "requested", "2026-11-18"),
+        task("task-up-1", "ref-up-1", "zhang-san", "chen-jing-shuangfeng", "lead",
+             "completed", "2026-11-02"),
+        task("task-up-2", "ref-up-2", "huang-wei", "wang-fang-county", "lead", "accepted",
+             "2026-11-10"),
+        task("task-down-1", "ref-down-1", "he-lan", "li-jianguo-lead", "gulu", "requested",
+             "2026-11-18"),
         lab("liu-mei-glu", "liu-mei", "gulu", "2345-7", "葡萄糖", 7.8, "mmol/L",
             "2026-11-12T08:30"),
         lab("liu-mei-k", "liu-mei", "gulu", "2823-3", "钾", 4.1, "mmol/L", "2026-11-12T08:30"),

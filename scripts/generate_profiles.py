@@ -32,6 +32,17 @@ SIMPLE = {
                            ["Coding"], ["OrganizationAffiliation"]),
     "referral-direction": ("转诊方向 / Referral direction", "Upward or downward referral.",
                            ["Coding"], ["ServiceRequest"]),
+    "referral-accepted": ("转诊接受时间 / Referral accepted",
+                          "When the receiving organisation accepted the referral: the time "
+                          "of the Task version that set it accepted (set by the server, or "
+                          "as recorded by the system a referral is imported from).",
+                          ["dateTime"], ["Task"]),
+    "referral-graded-kpi": ("考核指标 / Graded figure",
+                            "The referral-kpi code of the figure the grade bands apply to.",
+                            ["code"], ["Measure"]),
+    "referral-grade": ("转诊考核等级 / Referral grade",
+                       "The grade (优良中差) of a member's monthly referral figures.",
+                       ["Coding"], ["MeasureReport.group"]),
     "ethnicity": ("民族 / Ethnicity", "The patient's ethnic group (GB 3304).",
                   ["Coding"], ["Patient"]),
     "division-code": ("行政区划代码 / Division code",
@@ -66,6 +77,11 @@ RECOGNITION = ("result-recognition", "检查检验结果互认 / Mutual recognit
                [("mark", ["Coding"], 1), ("scope", ["Coding"], 1),
                 ("qc-organization", ["Reference"], 0), ("assessment-year", ["positiveInt"], 0)],
                ["DiagnosticReport", "Observation", "ImagingStudy"])
+GRADE_BAND = ("referral-grade-band", "转诊考核分档 / Referral grade band",
+              "One band of the monthly referral grade (优良中差): the grade a member gets when "
+              "the graded figure is at least the minimum (the highest band reached wins).",
+              [("grade", ["Coding"], 1), ("minimum", ["decimal"], 1)], ["Measure"])
+COMPLEX = (RECOGNITION, GRADE_BAND)
 
 
 def _root(title: str, definition: str) -> dict:
@@ -104,8 +120,8 @@ def simple(ext_id: str, base: list[dict]) -> dict:
     return _definition(ext_id, title, definition, contexts, differential, base)
 
 
-def complex_extension(base: list[dict]) -> dict:
-    ext_id, title, definition, parts, contexts = RECOGNITION
+def complex_extension(spec: tuple, base: list[dict]) -> dict:
+    ext_id, title, definition, parts, contexts = spec
     url = f"{BASE}/StructureDefinition/{ext_id}"
     differential = [_root(title, definition),
                     {"id": "Extension.extension", "path": "Extension.extension", "min": 1,
@@ -310,7 +326,7 @@ def main() -> None:
                 if r["id"] == "Extension")["snapshot"]["element"]
     bases = {r["id"]: r for r in r4_package.bundle_resources("Bundle-resources.json")
              if r["resourceType"] == "StructureDefinition"}
-    definitions = [simple(ext_id, base) for ext_id in SIMPLE] + [complex_extension(base)]
+    definitions = [simple(ext_id, base) for ext_id in SIMPLE] + [complex_extension(spec, base) for spec in COMPLEX]
     extensions = {d["url"]: d["snapshot"]["element"] for d in definitions}
     datatypes = {r["id"]: r["snapshot"]["element"]
                  for r in r4_package.bundle_resources("Bundle-types.json")

@@ -89,6 +89,31 @@ SYSTEMS: dict[str, tuple[str, str, list[Concept]]] = {
     "referral-direction": ("转诊方向", "Referral direction", [
         ("up", "上转", "Upward referral"), ("down", "下转", "Downward referral"),
     ]),
+    "referral-rejection-reason": ("拒绝转诊原因", "Referral rejection reason", [
+        ("no-bed", "无床位", "No bed available"),
+        ("beyond-capability", "超出诊疗能力", "Beyond the member's capability"),
+        ("not-indicated", "无转诊指征", "Referral not indicated"),
+        ("patient-declined", "患者拒绝", "The patient declined"),
+        ("other", "其他", "Other"),
+    ]),
+    "referral-business-status": ("转诊业务状态", "Referral business status", [
+        ("overdue", "超时未接受", "Not accepted within its deadline"),
+    ]),
+    "referral-kpi": ("双向转诊考核指标", "Referral KPI", [
+        ("up-sent", "上转人次（转出）", "Upward referrals sent"),
+        ("up-received", "上转人次（接收）", "Upward referrals received"),
+        ("down-sent", "下转人次（转出）", "Downward referrals sent"),
+        ("down-received", "下转人次（接收）", "Downward referrals received"),
+        ("down-up-ratio", "下转上转比", "Downward to upward referral ratio"),
+        ("green-channel", "绿色通道转诊人次", "Green-channel referrals"),
+        ("accept-median-minutes", "接受时间中位数（分钟）", "Median minutes to acceptance"),
+        ("rejection-rate", "拒收率", "Rejection rate"),
+        ("grade", "考核等级", "Grade"),
+    ]),
+    "referral-grade": ("转诊考核等级", "Referral grade", [
+        ("excellent", "优", "Excellent"), ("good", "良", "Good"), ("fair", "中", "Fair"),
+        ("poor", "差", "Poor"),
+    ]),
     "result-recognition": ("检查检验结果互认标识", "Mutual recognition of results", [
         ("HR", "检查检验结果互认", "Recognised across members (HR mark)"),
     ]),

@@ -5,7 +5,8 @@ Reads (read, vread, an instance's history) need ``r``; searches (type, system,
 compartment, a type's or the system's history, ``_include``/``_revinclude`` targets, the
 search of a conditional interaction) ``s``; create ``c``; update and patch ``u``; delete
 and ``$expunge`` ``d``. A transaction or batch needs what each entry needs (checked entry
-by entry); ``$validate`` only a valid token; ``$reindex`` everything on every type.
+by entry); ``$validate`` only a valid token; ``$reindex`` everything on every type;
+``$referral-kpis`` ``s`` on ServiceRequest and Task.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def needs(request: FhirRequest, args: dict[str, str], targets: Targets) -> Needs
         return [(p, "*") for p in "cruds"]
     if interaction == "everything":
         return [("r", "Patient"), ("s", "*")]
+    if interaction == "referral-kpis":  # counts of referrals, no patient's data
+        return [("s", "ServiceRequest"), ("s", "Task")]
     if interaction == "export":  # without _type: the types the token allows (the handler)
         return [(p, t) for t in _listed(request, "_type", "") if t for p in "rs"]
     if interaction == "search-system":

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from fhir_server import jsonbytes
 from fhir_server.config import TIERS
 from fhir_server.core.errors import Forbidden
+from fhir_server.core.gate import Actor
 from fhir_server.core.references import walk_references
 from fhir_server.core.service import FhirService
 from fhir_server.search.plan import AnyOf, Cmp, Has, IdMatch, IndexMatch, Node, OfType, Query
@@ -69,6 +70,7 @@ class User:
     organizations: tuple[str, ...]  # its organisation and departments (organization tier)
     mark: int = 0  # the storage's data mark when this was read (``Storage.data_mark``)
     codes: frozenset[str] = frozenset()  # every code of its PractitionerRole.code
+    organization: str | None = None  # its PractitionerRole.organization
 
     @property
     def admin(self) -> bool:
@@ -165,6 +167,10 @@ class UserGate:
         self.patients: tuple[str, ...] | None = None if patients is None else patients.ids
         self._patient_set = frozenset() if patients is None else patients.set
         self.all_types, self.load = all_types, load
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.user.reference, self.user.organization)
 
     def readable(self, rtype: str) -> bool:
         if "audit-admin" in self.user.roles:
@@ -283,7 +289,8 @@ class Tiers:
         if tier == "organization" and isinstance(organization, str):
             organizations = await self._departments(organization)
         return User(reference, tier, admin_roles(role), tuple(actors), organizations, mark,
-                    frozenset(code for _, code in role_codings(role)))
+                    frozenset(code for _, code in role_codings(role)),
+                    organization if isinstance(organization, str) else None)
 
     async def gate(self, user: User, patient: str = "", break_glass: bool = False) -> UserGate:
         """The gate of a request by ``user`` (bound to one patient by a ``patient/`` token;

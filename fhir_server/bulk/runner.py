@@ -29,6 +29,7 @@ from fhir_server.config import Settings
 from fhir_server.core.gate import Gate
 from fhir_server.core.service import FhirService
 from fhir_server.core.summary import select_elements
+from fhir_server.periodic import Periodic
 from fhir_server.search.plan import IdMatch, Node
 from fhir_server.storage.port import ExportSlice
 from fhir_server.validation.structure import r4_table
@@ -56,23 +57,20 @@ class ExportRunner:
         self.batch = settings.export_batch
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.live: dict[str, Job] = {}  # the jobs running here, as they progress
-        self._sweeper: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()  # set when the runner closes
+        self._sweeper = Periodic(self.sweep, SWEEP_SECONDS, "the export sweep")
         self.gates: GateSource | None = None  # auth on: the gate of a job's user
 
     async def open(self) -> None:
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._stop = asyncio.Event()
-        self._sweeper = asyncio.create_task(self._sweep_forever())
+        self._sweeper.start()
 
     async def close(self) -> None:
         """Stop every job here (their leases lapse: a later start resumes them)."""
-        self._stop.set()  # (the sweeper also stops if a driver swallowed its cancellation)
-        for task in [self._sweeper, *self.tasks.values()]:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await self._sweeper.close()
+        for task in list(self.tasks.values()):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         self.tasks.clear()
 
     def files(self, job_id: str) -> Path:
@@ -225,15 +223,6 @@ class ExportRunner:
                 resource = deidentify(resource, pseudonyms)
             shaped.append(jsonbytes.dumps(resource))
         return shaped
-
-    async def _sweep_forever(self) -> None:
-        while not self._stop.is_set():
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("the export sweep failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), SWEEP_SECONDS)
 
     async def sweep(self) -> None:
         """Resume running jobs nobody holds; remove what expired or was cancelled."""

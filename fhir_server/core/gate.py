@@ -12,13 +12,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Protocol
 
 from fhir_server.search.plan import Node
 from fhir_server.types import Resource
 
 
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """The user behind a request: their PractitionerRole (or Practitioner) and its
+    organisation."""
+
+    reference: str
+    organization: str | None
+
+
 class Gate(Protocol):
+    @property
+    def actor(self) -> Actor | None:
+        """The user (None: not a user, e.g. an administrator's work)."""
+
     def criteria(self, types: tuple[str, ...]) -> tuple[Node, ...]:
         """Plan criteria that let through only visible resources of these types (every
         served type when empty)."""

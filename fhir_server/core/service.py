@@ -7,6 +7,7 @@ request and a transaction Bundle share the same preparation and commit path.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -26,14 +27,15 @@ from fhir_server.core.errors import (
     PreconditionFailed,
     Unprocessable,
 )
-from fhir_server.core.gate import current_audit, current_gate
+from fhir_server.core.gate import Gate, current_audit, current_gate
 from fhir_server.core.ids import Uuid7
 from fhir_server.core.patch import Patcher
 from fhir_server.core.references import local_references
+from fhir_server.core.referral_flow import Fill, ReferralRules, with_accepted
 from fhir_server.core.referral_tier import referral_issues
 from fhir_server.core.registry import ResourceRegistry
 from fhir_server.core.search import Searcher
-from fhir_server.core.versioning import linked_renderer, renderer
+from fhir_server.core.versioning import format_instant, linked_renderer, renderer
 from fhir_server.outcome import Issue, has_errors
 from fhir_server.package import AlliancePackage
 from fhir_server.search.extract import Indexer, IndexRows
@@ -64,6 +66,8 @@ from fhir_server.validation.structure import StructureValidator
 IdSource = Callable[[], str]
 PATCH_RETRIES = 5
 MAX_VERSION = 2**63 - 1  # SQLite's INTEGER; a larger number names no version
+# package resources the alliance edits (the referral grade bands): installed once, kept
+EDITED_LOCALLY = ("Measure",)
 # the part of the server's AuditEvents that one request's events share
 EVENT_FIXED = ("type", "subtype", "action", "outcome", "agent", "source", "purposeOfEvent")
 
@@ -138,11 +142,14 @@ class FhirService:
 
     async def install_package(self) -> int:
         """Write every resource of the alliance package that storage lacks or holds in
-        another form (a new package version), in one commit; return how many."""
+        another form (a new package version; ``EDITED_LOCALLY`` types only when missing), in
+        one commit; return how many."""
         changed = []
         for resource in self.package.marked():
             rtype, id = resource["resourceType"], resource["id"]
             current = await self.storage.read(rtype, id)
+            if current is not None and rtype in EDITED_LOCALLY:
+                continue  # the alliance office's edits stand
             if current is None or current.deleted or _unversioned(current.content) != resource:
                 changed.append(self.prepare_update(rtype, id, resource))
         if changed:
@@ -297,6 +304,8 @@ class FhirService:
         own records)."""
         await self._check_referrals(prepared)
         gate, audit = current_gate.get(), current_audit.get()
+        asked = len(prepared)  # the answer: these writes' versions, not the server's own
+        prepared, follows, held = await self._referral_moves(prepared, gate, where or {})
         for p in prepared if gated and self.settings.auth != "none" else ():
             if p.write.resource_type == "AuditEvent":
                 raise Forbidden("AuditEvents are written by the server only: they are never "
@@ -305,6 +314,7 @@ class FhirService:
         if gate is not None and gated:
             await gate.check_writes([(p.write.resource_type, p.write.id, p.resource)
                                      for p in prepared])
+        prepared = [*prepared, *follows]  # the server's, not checked against the user's tier
         if audit is not None and gated:
             prepared = [*prepared, self.prepare_record(audit.written(
                 [(p.write.kind, p.write.resource_type, p.write.id) for p in prepared]))]
@@ -316,8 +326,12 @@ class FhirService:
         try:
             stored = await self.storage.commit([p.write for p in prepared],
                                                options or self.options, conditions)
-            return stored[:len(stored) - 1] if audit is not None and gated else stored
+            return stored[:asked]
         except VersionConflict as error:
+            if (error.resource_type, error.id) in held:
+                raise Conflict(f"{error.resource_type}/{error.id} changed while this request "
+                               "moved it; read it again and retry / 转诊任务已被他人修改，请重试",
+                               place(error.resource_type, error.id)) from None
             raise PreconditionFailed(
                 f"{error.resource_type}/{error.id}: If-Match expects version {error.expected}"
                 f" but the current version is {error.actual or 'none'}",
@@ -338,6 +352,69 @@ class FhirService:
             raise PayloadTooLarge(f"{error}: split it (a Binary's data can live outside the "
                                   "server, in an attachment's url)",
                                   place(error.resource_type, error.id)) from None
+
+    async def _referral_moves(self, prepared: Sequence[Prepared], gate: Gate | None,
+                              places: dict[tuple[str, str], str]
+                              ) -> tuple[list[Prepared], list[Prepared], set[tuple[str, str]]]:
+        """Judge the referral Tasks written (core/referral_flow.py): refuse illegal moves
+        (422, or 403 for the wrong side) and hold each moved Task to the version it moved
+        from. Returns the writes, the ServiceRequests that follow, and the held (type, id)
+        pairs, whose version conflicts are concurrent moves (409)."""
+        tasks = [p for p in prepared if p.resource is not None
+                 and p.write.resource_type == "Task"]
+        if not tasks:
+            return list(prepared), [], set()
+        written = {f"{p.write.resource_type}/{p.write.id}": p.resource
+                   for p in prepared if p.resource is not None}
+        rules = ReferralRules(self._current, written)
+        verdict = await rules.judge(
+            [(p.resource, places.get(("Task", p.write.id), "Task"))
+             for p in tasks if p.resource is not None],
+            gate.actor if gate is not None else None)
+        if verdict.issues:
+            forbidden = [i for i in verdict.issues if i.code == "forbidden"]
+            raise Forbidden(forbidden) if forbidden else Unprocessable(verdict.issues)
+        tasks = [self._filled(p, verdict.fills[p.write.id], places)
+                 if p.write.id in verdict.fills else p for p in tasks]
+        prepared = [next((t for t in tasks if t.write.id == p.write.id), p)
+                    if p.write.resource_type == "Task" else p for p in prepared]
+        implicit = {p.write.id for p in tasks
+                    if p.write.if_match is None and p.write.id in verdict.held}
+        held = {("Task", id) for id in implicit} | {
+            ("ServiceRequest", f.referral["id"]) for f in verdict.follows.values()}
+        moved = [replace(p, write=replace(p.write, if_match=verdict.held[p.write.id]))
+                 if p.write.resource_type == "Task" and p.write.id in implicit else p
+                 for p in prepared]
+        follows = [self.prepare_update("ServiceRequest", f.referral["id"], f.referral,
+                                       f.version) for f in verdict.follows.values()]
+        return moved, follows, held
+
+    def _filled(self, task: Prepared, fill: Fill,
+                places: dict[tuple[str, str], str]) -> Prepared:
+        """A referral Task's write with what the server adds: its referral's priority,
+        its acceptance time (kept, or the time of this very version: its
+        ``meta.lastUpdated``)."""
+        assert task.resource is not None
+        resource = task.resource
+        if fill.priority:
+            resource = {**resource, "priority": fill.priority}
+        now = int(time.time() * 1000) if fill.accepted_now else None
+        moment = format_instant(now) if now is not None else fill.accepted
+        if moment:
+            resource = with_accepted(resource, moment)
+        write = self._write(task.write.kind, resource, task.write.if_match,
+                            places.get(("Task", task.write.id), ""))
+        return Prepared(replace(write, updated_ms=now), resource)
+
+    async def _current(self, reference: str) -> tuple[Resource, int] | None:
+        """The current content and version of ``Type/id`` (None: unknown or deleted)."""
+        rtype, _, id = reference.partition("/")
+        if not self.registry.is_supported(rtype) or "/" in id:
+            return None
+        found = await self.storage.read(rtype, id)
+        if found is None or found.deleted:
+            return None
+        return jsonbytes.loads(found.content), found.version
 
     async def _check_referrals(self, prepared: Sequence[Prepared]) -> None:
         """alliance-ref-2 (referral direction against the tiers), resolving the requester and

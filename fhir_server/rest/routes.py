@@ -18,6 +18,7 @@ from fhir_server.rest.operations.api_docs import api_docs, swagger_ui
 from fhir_server.rest.operations.everything import everything
 from fhir_server.rest.operations.export import export_file, export_kickoff, export_status
 from fhir_server.rest.operations.expunge import expunge
+from fhir_server.rest.operations.referral_kpis import referral_kpis
 from fhir_server.rest.operations.reindex import reindex
 from fhir_server.rest.operations.terminology import terminology
 from fhir_server.rest.operations.validate import validate
@@ -41,6 +42,8 @@ ROUTES: list[Route] = [
     Route("POST", "{type}/{id}/$validate", ("validate",), validate),
     *[Route(method, pattern, ("everything",), everything) for method in ("GET", "POST")
       for pattern in ("Patient/$everything", "Patient/{id}/$everything")],
+    *[Route(method, pattern, ("referral-kpis",), referral_kpis) for method in ("GET", "POST")
+      for pattern in ("$referral-kpis", "Organization/{id}/$referral-kpis")],
     *[Route(method, pattern, ("terminology",), terminology)
       for method in ("GET", "POST")
       for pattern in ("{type}/{$operation}", "{type}/{id}/{$operation}")],

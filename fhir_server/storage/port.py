@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from fhir_server.search.extract import IndexRows
 from fhir_server.search.plan import Cursor, Node, Query
@@ -63,6 +63,16 @@ class Write:
     link: Linker | None = None  # set: a link of the audit chain, rendered by this instead
     index_later: bool = False  # its index rows are written by ``index_deferred``, not now
     updated_ms: int | None = None  # set: the version's time as it was (a migration), not now
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """One value of a match read by ``Storage.facts``: the target ("Type/id") of its first
+    row of a reference parameter, or the sort value of a date (epoch ms of the earliest
+    start), number or string parameter."""
+
+    table: Literal["reference", "sort"]
+    param: str  # the parameter's index key, e.g. "ServiceRequest.requester"
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,6 +347,11 @@ class Storage(Protocol):
         """Run a search plan (https://hl7.org/fhir/R4/search.html): matches in order, a
         page of ``query.count`` from ``query.cursor``, the included resources, the total.
         SearchTimeout when it runs longer than the adapter's search deadline."""
+
+    async def facts(self, query: Query, wanted: Sequence[Fact]) -> list[tuple[Any, ...]]:
+        """Every match of a plan (no paging, no includes, no sort), as a tuple: its id,
+        then each wanted value of its index (None where it has none). For figures
+        computed on the index without loading resources (the referral KPIs)."""
 
     async def reindex_batch(self, after_rid: int, size: int,
                             rows: ReindexRows) -> tuple[int | None, int]:

@@ -36,6 +36,7 @@ from fhir_server.storage.port import (
     ConditionChanged,
     ExportSlice,
     ExpungeTooLarge,
+    Fact,
     GroupObserver,
     HistoryEntry,
     HistoryPage,
@@ -326,12 +327,19 @@ class SqliteStorage:
     async def search(self, query: Query) -> SearchPage:
         return await self._in_pool(lambda conn: self._search(conn, query))
 
+    async def facts(self, query: Query, wanted: Sequence[Fact]) -> list[tuple[Any, ...]]:
+        return await self._in_pool(lambda conn: self._guarded(
+            conn, lambda runner: runner.facts(query, wanted)))
+
     def _search(self, conn: sqlite3.Connection, query: Query) -> SearchPage:
-        """One search, interrupted by SQLite's progress handler past the deadline."""
+        return self._guarded(conn, lambda runner: runner.run(query))
+
+    def _guarded(self, conn: sqlite3.Connection, job: Callable[[SearchRunner], T]) -> T:
+        """A search job, interrupted by SQLite's progress handler past the deadline."""
         deadline = time.monotonic() + self.search_timeout
         conn.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
         try:
-            return SearchRunner(conn, lambda key: self._pid(conn, key, False)).run(query)
+            return job(SearchRunner(conn, lambda key: self._pid(conn, key, False)))
         except sqlite3.OperationalError as error:
             if time.monotonic() > deadline:
                 raise SearchTimeout(f"search stopped after {self.search_timeout:g} s") from None

@@ -21,7 +21,7 @@ Order and paging:
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -37,7 +37,7 @@ from fhir_server.search.plan import (
     Query,
     SortKey,
 )
-from fhir_server.storage.port import Match, SearchPage
+from fhir_server.storage.port import Fact, Match, SearchPage
 from fhir_server.storage.sqlite_merge import Run, head_runs, merged_rids, value_runs
 from fhir_server.storage.sqlite_search import (
     SqlCompiler,
@@ -132,6 +132,23 @@ class SearchRunner:
         matches = self._load(rows)
         included, hit = self._includes(query, matches)
         return SearchPage(matches, included, total, has_next, has_previous, hit)
+
+    def facts(self, query: Query, wanted: Sequence[Fact]) -> list[tuple[Any, ...]]:
+        """Each match's id and wanted index values: a reference's target from the rows by
+        resource (``idx_reference_rid``), a sort value by its key (rid, pid)."""
+        where, params = self._where(query, self.compiler)
+        columns, heads = [], []
+        for fact in wanted:
+            heads.append(self.pid(fact.param))
+            if fact.table == "reference":
+                columns.append("(SELECT x.target_type || '/' || x.target_id FROM idx_reference"
+                               " x WHERE x.rid = r.rid AND x.pid = ? LIMIT 1)")
+            else:
+                columns.append("(SELECT s.value FROM idx_sort s WHERE s.rid = r.rid"
+                               " AND s.pid = ?)")
+        select = ", ".join(["r.id", *columns])
+        return [tuple(row) for row in self.conn.execute(
+            f"SELECT {select} FROM resources r WHERE {where}", [*heads, *params])]
 
     # -- counting and loading ----------------------------------------------------------
 

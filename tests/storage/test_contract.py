@@ -24,6 +24,7 @@ from fhir_server.storage.port import (
     DuplicateIdentifier,
     ExportSlice,
     ExpungeTooLarge,
+    Fact,
     HistoryQuery,
     IntegrityError,
     Reference,
@@ -185,6 +186,26 @@ def test_search_by_index_rows_and_order(store):
     assert first.has_next and [m.id for m in first.matches] == ["b"]
     rest = store.search(Query(("Observation",), count=1, cursor=first.matches[0].cursor))
     assert [m.id for m in rest.matches] == ["c"] and not rest.has_next
+
+
+def test_facts_are_read_from_the_index_of_every_match(store):
+    def referral(rid: str, code: str, day: int, subject: str | None) -> Write:
+        rows = _rows(code, day)
+        if subject:
+            rows["reference"] = [("Observation.subject", ("Patient", subject, "", "")),
+                                 ("Observation.subject", ("Patient", "zz", "", ""))]
+        return Write("update", "Observation", rid, put("Observation", rid, {}).render, None,
+                     (), rows)
+
+    store.commit([referral("a", "1", 300, "p1"), referral("b", "2", 100, "p2"),
+                  referral("c", "1", 200, None)])
+    code = IndexMatch("token", "Observation.code", ((Cmp("code", "=", "1"),),))
+    wanted = [Fact("reference", "Observation.subject"), Fact("sort", "Observation.date"),
+              Fact("sort", "Observation.unknown")]
+    found = store.facts(Query(("Observation",), (code,), count=1), wanted)
+    assert sorted(found) == [("a", "Patient/p1", 300, None), ("c", None, 200, None)]
+    assert sorted(row[0] for row in store.facts(Query(("Observation",)), [])) == \
+        [("a"), ("b"), ("c")]
 
 
 def test_rows_indexed_later_are_found_once_indexed(store):

@@ -20,6 +20,7 @@ TYPE_LEVEL = ("read", "vread", "update", "patch", "delete", "history-instance",
 SYSTEM_LEVEL = ("transaction", "batch", "history-system", "search-system")
 EVERYTHING = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
 EXPORT = "http://alliance-fhir.org/fhir/OperationDefinition/export-deidentified"
+KPIS = "http://alliance-fhir.org/fhir/OperationDefinition/referral-kpis"
 
 
 def _search_params(ctx: Context, rtype: str) -> list[dict[str, str]]:
@@ -59,7 +60,9 @@ def capability_statement(ctx: Context, base_url: str) -> dict[str, object]:
                           {"name": "export", "definition": EXPORT}]}
            if rtype == "Patient" and "everything" in codes else
            {"operation": [{"name": "export", "definition": EXPORT}]}
-           if rtype == "Group" and "export" in codes else {}),
+           if rtype == "Group" and "export" in codes else
+           {"operation": [{"name": "referral-kpis", "definition": KPIS}]}
+           if rtype == "Organization" and "referral-kpis" in codes else {}),
     } for rtype in ctx.service.registry.ordered]
     return {
         "resourceType": "CapabilityStatement",
@@ -85,6 +88,8 @@ def capability_statement(ctx: Context, base_url: str) -> dict[str, object]:
             "operation": [*_switched_operations(ctx, base_url),
                           *([{"name": "export", "definition": EXPORT}] if "export" in codes
                             else []),
+                          *([{"name": "referral-kpis", "definition": KPIS}]
+                            if "referral-kpis" in codes else []),
                           {"name": "validate", "definition":
                            "http://hl7.org/fhir/OperationDefinition/Resource-validate"}],
             "compartment": [f"http://hl7.org/fhir/CompartmentDefinition/{c.lower()}"

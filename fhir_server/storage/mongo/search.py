@@ -8,6 +8,7 @@ exact (the cursor holds the last ``rid``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -16,7 +17,7 @@ from fhir_server.search.plan import Cursor, Include, Node, Query, SortKey
 from fhir_server.storage.mongo.compile import Filter, MongoCompiler, either, searched
 from fhir_server.storage.mongo.explain import explain
 from fhir_server.storage.mongo.layout import RESOURCES, Database
-from fhir_server.storage.port import Match, SearchPage
+from fhir_server.storage.port import Fact, Match, SearchPage
 
 COLUMN_SORTS = {"_lastUpdated": "updated", "_id": "id"}
 SORT_COLUMNS = {"sort": "value", "string": "norm", "token": "code",
@@ -45,6 +46,15 @@ class MongoSearch:
 
     async def filter(self, types: tuple[str, ...], where: tuple[Node, ...]) -> Filter:
         return searched(list(types), await self.compiler.where(where))
+
+    async def facts(self, query: Query, wanted: Sequence[Fact]) -> list[tuple[Any, ...]]:
+        """Each match's id and wanted index values, picked from its index entries."""
+        where = await self.filter(query.types, query.where)
+        tables = {f"idx.{fact.table}": 1 for fact in wanted}
+        found = self.db[RESOURCES].find(where, {"id": 1, **tables}, session=self.session
+                                        ).max_time_ms(self.max_ms)
+        return [(document["id"], *(_fact(document.get("idx") or {}, fact) for fact in wanted))
+                async for document in found]
 
     async def run(self, query: Query) -> SearchPage:
         where = await self.filter(query.types, query.where)
@@ -180,6 +190,15 @@ class MongoSearch:
         found = self.db[RESOURCES].find(where, FIELDS, session=self.session).sort(
             "rid", 1).max_time_ms(self.max_ms)
         return [_match(d, Cursor((), d["rid"])) async for d in found]
+
+
+def _fact(index: dict[str, list[dict[str, Any]]], fact: Fact) -> Any:
+    for entry in index.get(fact.table) or ():
+        if entry["k"] == fact.param:
+            if fact.table == "reference":
+                return f"{entry['target_type']}/{entry['target_id']}"
+            return entry["value"]
+    return None
 
 
 def _match(document: dict[str, Any], cursor: Cursor) -> Match:

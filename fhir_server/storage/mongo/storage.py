@@ -53,6 +53,7 @@ from fhir_server.storage.port import (
     ConditionChanged,
     ExportSlice,
     ExpungeTooLarge,
+    Fact,
     GroupObserver,
     HistoryEntry,
     HistoryPage,
@@ -254,6 +255,10 @@ class MongoStorage:
     async def search(self, query: Query) -> SearchPage:
         async with translated():
             return await self._searcher().run(query)
+
+    async def facts(self, query: Query, wanted: Sequence[Fact]) -> list[tuple[Any, ...]]:
+        async with translated():
+            return await self._searcher().facts(query, wanted)
 
     async def snapshot_mark(self) -> int:
         async with translated():
