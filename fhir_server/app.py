@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fhir_server.bulk.runner import ExportRunner
 from fhir_server.config import Settings
+from fhir_server.core.errors import FhirError
+from fhir_server.core.gate import Gate
 from fhir_server.core.referral_deadlines import OverdueSweep
 from fhir_server.core.service import FhirService
 from fhir_server.periodic import Periodic
@@ -13,6 +17,7 @@ from fhir_server.rest.cors import CorsMiddleware
 from fhir_server.rest.observe import Observer
 from fhir_server.rest.ops import Operations
 from fhir_server.rest.ratelimit import RateLimiter
+from fhir_server.rest.request import FhirRequest
 from fhir_server.rest.router import Router
 from fhir_server.rest.routes import ROUTES
 from fhir_server.rest.smart import SmartEndpoints
@@ -20,6 +25,8 @@ from fhir_server.startup import report_failure
 from fhir_server.storage.mongo.storage import MongoStorage, is_mongo_url
 from fhir_server.storage.port import Storage
 from fhir_server.storage.sqlite import SqliteStorage
+from fhir_server.subscriptions.notifier import Notifier
+from fhir_server.subscriptions.websocket import parse_body
 
 
 def open_storage(settings: Settings) -> Storage:
@@ -44,6 +51,25 @@ def build_app(settings: Settings | None = None) -> FhirAsgiApp | CorsMiddleware:
     settings = settings or Settings.from_env()
     service = build_service(settings)
     exports = ExportRunner(service, settings)
+
+    async def read_subscription(id: str, headers: dict[str, str],
+                                client: str) -> tuple[int, dict[str, Any] | None]:
+        """A websocket's bind: the Subscription as the socket's user may read it."""
+        answer = await router.dispatch(FhirRequest("GET", f"Subscription/{id}",
+                                                   headers=headers, client=client))
+        return answer.status, parse_body(answer.body) if answer.status == 200 else None
+
+    async def owner_gate(owner: str) -> Gate | None:
+        """The gate of a Subscription's owner, as their tier is now (None: gone)."""
+        if context.guard is None:
+            return None
+        try:
+            return await context.guard.gate_of(owner, "", False)
+        except FhirError:
+            return None
+
+    notifier = Notifier(service, settings, read_subscription,
+                        owner_gate if settings.auth == "smart" else None)
     deadlines = Periodic(OverdueSweep(service).sweep, settings.referral_sweep_seconds,
                          "the referral deadline sweep")
     context = Context(service, settings, exports=exports)
@@ -59,6 +85,7 @@ def build_app(settings: Settings | None = None) -> FhirAsgiApp | CorsMiddleware:
             if smart is not None:
                 await smart.open()
             await exports.open()
+            await notifier.open()
             deadlines.start()
         except Exception as error:
             report_failure(error)
@@ -68,6 +95,7 @@ def build_app(settings: Settings | None = None) -> FhirAsgiApp | CorsMiddleware:
         if observer is not None:
             observer.close()
         await deadlines.close()
+        await notifier.close()
         await exports.close()
         await context.audit.close()
         await service.close()
@@ -75,6 +103,7 @@ def build_app(settings: Settings | None = None) -> FhirAsgiApp | CorsMiddleware:
     routes = {**ops.routes, **(smart.routes if smart is not None else {})}
     app = FhirAsgiApp(router, settings.base_path, settings.max_body_bytes,
                       startup, shutdown, observer, routes, settings.read_timeout,
-                      RateLimiter(settings.rate_limit) if settings.rate_limit > 0 else None)
+                      RateLimiter(settings.rate_limit) if settings.rate_limit > 0 else None,
+                      notifier.hub)
     origins = settings.cors_origin_list
     return CorsMiddleware(app, origins) if origins else app

@@ -63,6 +63,8 @@ class Settings:
     allow_any_extension: bool = False  # extensions defined nowhere known: allowed, not refused
     referral_sla: str = "stat=30m,asap=4h"  # green channel: time to accept, per priority
     referral_sweep_seconds: float = 30.0  # how often a worker looks for overdue referrals
+    subscription_retries: int = 5  # failed deliveries before a Subscription is set in error
+    subscription_retry_seconds: float = 1.0  # the first wait before a retry (then doubled)
 
     def __post_init__(self) -> None:
         if self.auth not in AUTH_MODES:

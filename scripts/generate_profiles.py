@@ -43,6 +43,10 @@ SIMPLE = {
     "referral-grade": ("转诊考核等级 / Referral grade",
                        "The grade (优良中差) of a member's monthly referral figures.",
                        ["Coding"], ["MeasureReport.group"]),
+    "subscription-owner": ("订阅所有者 / Subscription owner",
+                           "The user who subscribed (set by the server with auth on): "
+                           "notifications carry only what this user may read.",
+                           ["Reference"], ["Subscription"]),
     "ethnicity": ("民族 / Ethnicity", "The patient's ethnic group (GB 3304).",
                   ["Coding"], ["Patient"]),
     "division-code": ("行政区划代码 / Division code",
@@ -326,7 +330,8 @@ def main() -> None:
                 if r["id"] == "Extension")["snapshot"]["element"]
     bases = {r["id"]: r for r in r4_package.bundle_resources("Bundle-resources.json")
              if r["resourceType"] == "StructureDefinition"}
-    definitions = [simple(ext_id, base) for ext_id in SIMPLE] + [complex_extension(spec, base) for spec in COMPLEX]
+    definitions = [*(simple(ext_id, base) for ext_id in SIMPLE),
+                   *(complex_extension(spec, base) for spec in COMPLEX)]
     extensions = {d["url"]: d["snapshot"]["element"] for d in definitions}
     datatypes = {r["id"]: r["snapshot"]["element"]
                  for r in r4_package.bundle_resources("Bundle-types.json")

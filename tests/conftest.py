@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mongo_server import database_url, mongo_server
-from support import Client, load_demo
+from mongo_server import mongo_server
+from support import Client, load_demo, storage_url
 
 from fhir_server.app import build_app
 from fhir_server.config import Settings
@@ -34,13 +34,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def mongodb_server() -> Iterator[str]:
     with mongo_server() as url:
         yield url
-
-
-def storage_url(request: pytest.FixtureRequest, folder: Path, name: str) -> str:
-    """A fresh store of the adapter the run tests (``--storage``)."""
-    if request.config.getoption("--storage") == "mongodb":
-        return database_url(request.getfixturevalue("mongodb_server"))
-    return f"sqlite:///{folder / name}"
 
 
 @pytest.fixture

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import httpx
+import pytest
+from mongo_server import database_url
 
 from fhir_server.config import Settings
 from fhir_server.loader import load_paths
@@ -13,6 +16,13 @@ from fhir_server.rest.asgi import FhirAsgiApp
 
 PACKAGE = AlliancePackage.load(Settings())  # installed into every server when it opens
 PACKAGE_SIZE = len(PACKAGE.marked())
+
+
+def storage_url(request: pytest.FixtureRequest, folder: Path, name: str) -> str:
+    """A fresh store of the adapter the run tests (``--storage``)."""
+    if request.config.getoption("--storage") == "mongodb":
+        return database_url(request.getfixturevalue("mongodb_server"))
+    return f"sqlite:///{folder / name}"
 
 
 def load_demo(settings: Settings) -> None:

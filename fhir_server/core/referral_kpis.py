@@ -254,6 +254,13 @@ class ReferralKpis:
             if received else None,
         }
         groups = [_group(code, value) for code, value in figures.items()]
+        for group, direction in ((groups[0], "up"), (groups[2], "down")):
+            flows = Counter(r.receiver for r in referrals if r.sender == member
+                            and r.direction == direction and r.receiver)
+            if flows:  # where the member's referrals went (the dashboard's Sankey)
+                group["stratifier"] = [{"code": [{"text": "receiver"}], "stratum": [
+                    {"value": {"text": receiver}, "measureScore": {"value": count}}
+                    for receiver, count in sorted(flows.items())]}]
         groups.append(_grade(figures.get(graded), bands))
         return {"resourceType": "MeasureReport", "status": "complete", "type": "summary",
                 "measure": MEASURE, "subject": {"reference": member},

@@ -35,6 +35,7 @@ from fhir_server.core.referral_flow import Fill, ReferralRules, with_accepted
 from fhir_server.core.referral_tier import referral_issues
 from fhir_server.core.registry import ResourceRegistry
 from fhir_server.core.search import Searcher
+from fhir_server.core.subscription_rules import Probe, SubscriptionRules, tcp_probe
 from fhir_server.core.versioning import format_instant, linked_renderer, renderer
 from fhir_server.outcome import Issue, has_errors
 from fhir_server.package import AlliancePackage
@@ -102,6 +103,8 @@ class FhirService:
                                                   settings.allow_any_extension),
                               structure=self.validator)
         self._secret = b""
+        self.probe: Probe = tcp_probe  # whether a rest-hook endpoint answers
+        self.committed: list[Callable[[], None]] = []  # called after every commit
         self.search_generation = 0
         self.ready = False  # opened, migrated and the alliance package installed
         self._use_search_parameters([])
@@ -306,6 +309,8 @@ class FhirService:
         gate, audit = current_gate.get(), current_audit.get()
         asked = len(prepared)  # the answer: these writes' versions, not the server's own
         prepared, follows, held = await self._referral_moves(prepared, gate, where or {})
+        if gated:  # (the server's own writes: a Subscription set in error)
+            prepared = await self._subscriptions(prepared, gate, where or {})
         for p in prepared if gated and self.settings.auth != "none" else ():
             if p.write.resource_type == "AuditEvent":
                 raise Forbidden("AuditEvents are written by the server only: they are never "
@@ -326,6 +331,8 @@ class FhirService:
         try:
             stored = await self.storage.commit([p.write for p in prepared],
                                                options or self.options, conditions)
+            for listener in self.committed:
+                listener()
             return stored[:asked]
         except VersionConflict as error:
             if (error.resource_type, error.id) in held:
@@ -388,6 +395,26 @@ class FhirService:
         follows = [self.prepare_update("ServiceRequest", f.referral["id"], f.referral,
                                        f.version) for f in verdict.follows.values()]
         return moved, follows, held
+
+    async def _subscriptions(self, prepared: list[Prepared], gate: Gate | None,
+                             places: dict[tuple[str, str], str]) -> list[Prepared]:
+        """Check each Subscription written (core/subscription_rules.py) and store it as
+        the server keeps it: active once accepted, with its owner."""
+        if not any(p.write.resource_type == "Subscription" and p.resource is not None
+                   for p in prepared):
+            return prepared
+        rules = SubscriptionRules(self.searcher, self.registry.is_supported, self.probe)
+        kept = []
+        for p in prepared:
+            if p.write.resource_type == "Subscription" and p.resource is not None:
+                place = places.get(("Subscription", p.write.id), "Subscription")
+                stored = await self._current(f"Subscription/{p.write.id}")
+                resource = await rules.checked(p.resource, stored and stored[0], place,
+                                               gate.actor if gate is not None else None)
+                p = Prepared(self._write(p.write.kind, resource, p.write.if_match,
+                                         "" if place == "Subscription" else place), resource)
+            kept.append(p)
+        return kept
 
     def _filled(self, task: Prepared, fill: Fill,
                 places: dict[tuple[str, str], str]) -> Prepared:

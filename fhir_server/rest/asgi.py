@@ -22,6 +22,7 @@ from fhir_server.rest.ratelimit import RateLimiter
 from fhir_server.rest.render import error_response, outcome_response
 from fhir_server.rest.request import FhirRequest, FhirResponse
 from fhir_server.rest.router import Router
+from fhir_server.subscriptions.websocket import WebsocketHub
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -40,7 +41,8 @@ class FhirAsgiApp:
                  startup: Hook | None = None, shutdown: Hook | None = None,
                  observer: Observer | None = None,
                  ops: dict[tuple[str, str], OpsHandler] | None = None, read_timeout: float = 30.0,
-                 limiter: RateLimiter | None = None) -> None:
+                 limiter: RateLimiter | None = None,
+                 websockets: WebsocketHub | None = None) -> None:
         self.router = router
         self.base_path = "/" + base_path.strip("/") if base_path.strip("/") else ""
         self.max_body_bytes = max_body_bytes
@@ -49,6 +51,7 @@ class FhirAsgiApp:
         self.startup, self.shutdown = startup, shutdown
         self.observer = observer
         self.ops = ops or {}
+        self.websockets = websockets  # the Subscription websocket channel
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -71,6 +74,13 @@ class FhirAsgiApp:
                                       response.status, time.perf_counter() - started)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
+        elif scope["type"] == "websocket":
+            if self.websockets is not None \
+                    and scope["path"] in (f"{self.base_path}/websocket", "/websocket"):
+                await self.websockets.serve(scope, receive, send)
+            else:  # refused at the handshake (403)
+                await receive()
+                await send({"type": "websocket.close", "code": 1008})
 
     async def _handle(self, scope: Scope, receive: Receive, headers: dict[str, str],
                       ) -> tuple[FhirResponse, FhirRequest | None]:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from support import Client
+from support import Client, storage_url
 
 from fhir_server.app import build_app
 from fhir_server.config import Settings
@@ -128,8 +128,9 @@ def _write(client: Client, made: Made) -> None:
 
 
 @pytest.fixture(scope="module")
-def alliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
-    settings = Settings(storage=f"sqlite:///{tmp_path_factory.mktemp('kpi') / 'kpi.db'}")
+def alliance(request: pytest.FixtureRequest,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+    settings = Settings(storage=storage_url(request, tmp_path_factory.mktemp("kpi"), "kpi.db"))
     with Client(build_app(settings)) as client:
         answer = client.post("/", json={"resourceType": "Bundle", "type": "transaction",
                                         "entry": [{"resource": r, "request": {
@@ -257,3 +258,23 @@ def test_the_capability_statement_names_the_operation(alliance):
                         if r["type"] == "Organization")
     assert {"name": "referral-kpis", "definition": kpis} in organization["operation"]
     assert alliance.get("/OperationDefinition/referral-kpis").status_code == 200
+
+
+def test_sent_referrals_are_stratified_by_receiver(alliance):
+    bundle = alliance.get("/$referral-kpis", params={"period": "2026-11"}).json()
+    month = [m for m in MADE if m.authored.month == 11 and m.status != "cancelled"]
+    for entry in bundle["entry"]:
+        member = entry["resource"]["subject"]["reference"].removeprefix("Organization/")
+        for group in entry["resource"]["group"]:
+            code = group["code"]["coding"][0]["code"]
+            if code not in ("up-sent", "down-sent"):
+                continue
+            flows = {s["value"]["text"]: s["measureScore"]["value"]
+                     for g in group.get("stratifier", []) for s in g["stratum"]}
+            direction = code.removesuffix("-sent")
+            expected_flows: dict[str, int] = {}
+            for m in month:
+                if m.sender == member and m.direction == direction:
+                    key = f"Organization/{m.receiver}"
+                    expected_flows[key] = expected_flows.get(key, 0) + 1
+            assert flows == expected_flows, (member, code)

@@ -124,7 +124,7 @@ CASES = [
     ("Organization?partof=org1", ["org2"]),
     # uri
     ("ValueSet?url=http://alliance-fhir.org/fhir/ValueSet/glucose", ["vs1"]),
-    ("ValueSet?url:below=http://alliance-fhir.org/fhir",  # the package's too
+    ("ValueSet?url:below=http://alliance-fhir.org/fhir&_count=100",  # the package's too
      ["vs1", *(r["id"] for r in PACKAGE.of_type("ValueSet"))]),
     ("ValueSet?url:above=http://alliance-fhir.org/fhir/ValueSet/glucose/v2", ["vs1"]),
     ("ValueSet?url=http://alliance-fhir.org/fhir", []),

@@ -4,7 +4,8 @@ mongodb`` (SecantusDB, or ``FHIR_TEST_MONGODB_URI``) in a child pytest, and must
 Left out of this run, to keep the whole suite near fifteen minutes on two cores: tests
 marked ``volume`` (thousands of resources each: minutes on SecantusDB, whose every write
 goes through Python) and the modules whose subject is not storage (documentation, limits of
-the HTTP layer, validation messages); ``sqlite_only`` tests skip themselves.
+the HTTP layer, validation messages, the referral state table, whose storage part is the
+contract suite's); ``sqlite_only`` tests skip themselves.
 ``python3 -m pytest --storage mongodb tests/rest tests/search`` runs all of them."""
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ MODULES = [
     "tests/rest/test_patch.py", "tests/rest/test_everything.py",
     "tests/rest/test_expunge.py", "tests/rest/test_interop.py",
     "tests/rest/test_referral_tier.py", "tests/rest/test_synthea.py",
+    "tests/rest/test_referral_kpis.py", "tests/rest/test_referral_deadlines.py",
+    "tests/rest/test_subscriptions.py",
     "tests/search/test_conformance.py", "tests/search/test_alliance_search.py",
     "tests/search/test_bad_queries.py", "tests/search/test_results.py",
     "tests/search/test_include_types.py",

@@ -21,6 +21,13 @@ SYSTEM_LEVEL = ("transaction", "batch", "history-system", "search-system")
 EVERYTHING = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
 EXPORT = "http://alliance-fhir.org/fhir/OperationDefinition/export-deidentified"
 KPIS = "http://alliance-fhir.org/fhir/OperationDefinition/referral-kpis"
+WEBSOCKET = "http://hl7.org/fhir/StructureDefinition/capabilitystatement-websocket"
+
+
+def _websocket_url(base_url: str) -> str:
+    """Where Subscriptions of the websocket channel are bound."""
+    scheme, _, rest = base_url.partition("://")
+    return f"{'wss' if scheme == 'https' else 'ws'}://{rest}/websocket"
 
 
 def _search_params(ctx: Context, rtype: str) -> list[dict[str, str]]:
@@ -77,6 +84,7 @@ def capability_statement(ctx: Context, base_url: str) -> dict[str, object]:
         "patchFormat": ["application/json-patch+json", "application/fhir+json"],
         "rest": [{
             "mode": "server",
+            "extension": [{"url": WEBSOCKET, "valueUri": _websocket_url(base_url)}],
             **({"security": security(origin(base_url, ctx.settings.base_path))}
                if ctx.settings.auth == "smart" else {}),
             "resource": resources,
