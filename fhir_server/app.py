@@ -14,6 +14,7 @@ from fhir_server.periodic import Periodic
 from fhir_server.rest.asgi import FhirAsgiApp
 from fhir_server.rest.context import Context
 from fhir_server.rest.cors import CorsMiddleware
+from fhir_server.rest.dashboard import Dashboard
 from fhir_server.rest.observe import Observer
 from fhir_server.rest.ops import Operations
 from fhir_server.rest.ratelimit import RateLimiter
@@ -100,7 +101,8 @@ def build_app(settings: Settings | None = None) -> FhirAsgiApp | CorsMiddleware:
         await context.audit.close()
         await service.close()
 
-    routes = {**ops.routes, **(smart.routes if smart is not None else {})}
+    routes = {**ops.routes, **Dashboard(settings.base_path).routes,
+              **(smart.routes if smart is not None else {})}
     app = FhirAsgiApp(router, settings.base_path, settings.max_body_bytes,
                       startup, shutdown, observer, routes, settings.read_timeout,
                       RateLimiter(settings.rate_limit) if settings.rate_limit > 0 else None,
