@@ -4,7 +4,6 @@ discovery document and JWKS; the tests sign users' tokens with its private keys.
 from __future__ import annotations
 
 import http.server
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +13,7 @@ from typing import Any
 import orjson
 from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
+from loopback import serving
 
 
 @dataclass
@@ -63,10 +63,5 @@ def running_issuer() -> Iterator[Issuer]:
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Documents)
     issuer.url = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield issuer
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -4,11 +4,12 @@ and answers the statuses it is told to (then 200)."""
 from __future__ import annotations
 
 import http.server
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+from loopback import serving
 
 
 @dataclass
@@ -58,10 +59,5 @@ def running_receiver(port: int = 0, failures: tuple[int, ...] = ()) -> Iterator[
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
     receiver.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()
