@@ -69,6 +69,7 @@ class Notifier:
         self._http: httpx.AsyncClient | None = None
         self._socket_cursor = 0
         self._active: list[Active] | None = None
+        self._holding, self._lease_checked = False, 0  # the dispatcher's lease, as last seen
         service.committed.append(self._wake.set)
 
     async def open(self) -> None:
@@ -140,14 +141,20 @@ class Notifier:
     # -- rest-hook -----------------------------------------------------------------------
 
     async def _leased(self) -> bool:
-        expires = now_ms() + LEASE_MS
-        if await self.storage.put_record(LEASE, "dispatcher", self.worker, expires,
-                                         only_new=True):
-            return True
-        if await self.storage.get_record(LEASE, "dispatcher") == self.worker:
+        """Whether this worker dispatches: it holds the lease, renewed once half of it
+        passed (a write every few seconds, not every step); others try as often."""
+        now = now_ms()
+        if now < self._lease_checked + LEASE_MS // 2:
+            return self._holding
+        self._lease_checked = now
+        expires = now + LEASE_MS
+        self._holding = await self.storage.put_record(LEASE, "dispatcher", self.worker,
+                                                      expires, only_new=True)
+        if not self._holding and await self.storage.get_record(LEASE, "dispatcher") \
+                == self.worker:
             await self.storage.put_record(LEASE, "dispatcher", self.worker, expires)
-            return True
-        return False
+            self._holding = True
+        return self._holding
 
     async def _scan(self) -> bool:
         cursor = int(await self.storage.get_record(CURSOR, "seq") or b"0")
