@@ -22,7 +22,7 @@ import datetime as dt
 import re
 import statistics
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +31,7 @@ from fhir_server import jsonbytes
 from fhir_server.core.errors import FhirError
 from fhir_server.core.referral_tier import organization_tier
 from fhir_server.core.service import FhirService
+from fhir_server.search.plan import Chain, Cmp, IndexMatch, Node, Query
 from fhir_server.storage.port import Fact
 from fhir_server.types import Resource
 
@@ -111,12 +112,15 @@ class ReferralKpis:
             raise FhirError(f"The search parameter {rtype}.{code} the KPIs need is unknown")
         return param.key
 
-    async def _facts(self, rtype: str, pairs: list[tuple[str, str]],
+    def _parsed(self, rtype: str, *pairs: tuple[str, str]) -> tuple[Node, ...]:
+        """The plan criteria of search parameters (one definition per parameter)."""
+        return self.service.searcher.parse((rtype,), list(pairs), strict=True).query.where
+
+    async def _facts(self, rtype: str, where: tuple[Node, ...],
                      wanted: Iterable[tuple[str, str]] = ()) -> list[tuple[Any, ...]]:
-        query = self.service.searcher.parse((rtype,), pairs, strict=True).query
         return await self.service.storage.facts(
-            query, [Fact(table, self._key(rtype, code))  # type: ignore[arg-type]
-                    for table, code in wanted])
+            Query((rtype,), where), [Fact(table, self._key(rtype, code))  # type: ignore[arg-type]
+                                     for table, code in wanted])
 
     async def reports(self, period: str | None, member: str | None = None) -> list[Resource]:
         """The MeasureReports of the month: of every member, or of ``member`` only."""
@@ -130,13 +134,19 @@ class ReferralKpis:
         wanted = [member] if member is not None else members
         grassroots = {m: await self._grassroots(m) for m in wanted}
         now = dt.datetime.now(self.service.settings.zone).isoformat(timespec="seconds")
-        return [self._report(m, month, referrals, grassroots[m], bands, graded, now)
-                for m in wanted]
+        sent: dict[str | None, list[Referral]] = defaultdict(list)
+        received: dict[str | None, list[Referral]] = defaultdict(list)
+        for referral in referrals:
+            sent[referral.sender].append(referral)
+            received[referral.receiver].append(referral)
+        return [self._report(m, month, sent[m], received[m], grassroots[m], bands, graded,
+                             now) for m in wanted]
 
     # -- the alliance's shape ------------------------------------------------------------
 
     async def _members(self) -> list[str]:
-        found = await self._facts("OrganizationAffiliation", [("active", "true")], [
+        found = await self._facts("OrganizationAffiliation", self._parsed(
+            "OrganizationAffiliation", ("active", "true")), [
             ("reference", "primary-organization"), ("reference", "participating-organization")])
         members: list[str] = []
         for _, lead, participant in sorted(found, key=lambda row: str(row[0])):
@@ -144,7 +154,8 @@ class ReferralKpis:
                 if organization and organization not in members:
                     members.append(organization)
         if not members:
-            tops = await self._facts("Organization", [("partof:missing", "true")])
+            tops = await self._facts("Organization", self._parsed(
+                "Organization", ("partof:missing", "true")))
             members = sorted(f"Organization/{row[0]}" for row in tops)
         leads = {row[1] for row in found}
         return sorted(members, key=lambda m: (m not in leads, m))
@@ -152,7 +163,7 @@ class ReferralKpis:
     async def _hospitals(self, members: list[str]) -> dict[str, str]:
         """Each organisation and role -> the member it counts for."""
         parents = {f"Organization/{id}": parent for id, parent in await self._facts(
-            "Organization", [], [("reference", "partof")])}
+            "Organization", (), [("reference", "partof")])}
         inside = set(members)
         counted: dict[str, str] = {}
         for organization in parents:
@@ -162,7 +173,7 @@ class ReferralKpis:
                     break
                 step = parents.get(step)
             counted[organization] = step or organization
-        for id, organization in await self._facts("PractitionerRole", [], [
+        for id, organization in await self._facts("PractitionerRole", (), [
                 ("reference", "organization")]):
             if organization:
                 counted[f"PractitionerRole/{id}"] = counted.get(organization, organization)
@@ -201,43 +212,51 @@ class ReferralKpis:
     # -- the month's referrals -----------------------------------------------------------
 
     async def _referrals(self, month: Month, counted: dict[str, str]) -> list[Referral]:
-        window = [("authored", f"ge{month.first - dt.timedelta(days=1)}"),
-                  ("authored", f"le{month.last + dt.timedelta(days=1)}")]
-        chained = [(f"focus:ServiceRequest.{name}", value) for name, value in window]
+        """The month's referrals: ServiceRequests whose ``authoredOn`` starts in the month
+        (a range on its sort rows, exact and index-driven), and their Tasks (a chain)."""
+        authored = self._key("ServiceRequest", "authored")
+        in_month: Node = IndexMatch("sort", authored, (
+            (Cmp("value", ">=", month.start_ms), Cmp("value", "<", month.end_ms)),))
+        chain = Chain(self._key("Task", "focus"), "ServiceRequest", (in_month,))
         tasks = {focus: (owner, accepted) for _, focus, owner, accepted in await self._facts(
-            "Task", chained, [("reference", "focus"), ("reference", "owner"),
-                              ("sort", "accepted")]) if focus}
-        cancelled = await self._task_foci(chained, "cancelled")
-        rejected = await self._task_foci(chained, "rejected")
-        green = {id for id, in await self._facts(
-            "ServiceRequest", [*window, ("priority", GREEN)])}
+            "Task", (chain,), [("reference", "focus"), ("reference", "owner"),
+                               ("sort", "accepted")]) if focus}
+        cancelled = await self._task_foci(chain, "cancelled")
+        rejected = await self._task_foci(chain, "rejected")
+        up = await self._ids("ServiceRequest", in_month, ("direction", "up"))
+        down = await self._ids("ServiceRequest", in_month, ("direction", "down"))
+        green = await self._ids("ServiceRequest", in_month, ("priority", GREEN))
+        void = await self._ids("ServiceRequest", in_month, ("status", "entered-in-error"))
         referrals = []
-        for direction in ("up", "down"):
-            for id, requester, authored in await self._facts(
-                    "ServiceRequest", [*window, ("direction", direction),
-                                       ("status:not", "entered-in-error")],
-                    [("reference", "requester"), ("sort", "authored")]):
-                reference = f"ServiceRequest/{id}"
-                if authored is None or not month.start_ms <= authored < month.end_ms \
-                        or reference in cancelled:
-                    continue
-                owner, accepted = tasks.get(reference, (None, None))
-                referrals.append(Referral(
-                    direction, counted.get(requester, requester) if requester else None,
-                    counted.get(owner, owner) if owner else None, id in green, int(authored),
-                    int(accepted) if accepted is not None else None, reference in rejected))
+        for id, requester, start in await self._facts("ServiceRequest", (in_month,), [
+                ("reference", "requester"), ("sort", "authored")]):
+            reference = f"ServiceRequest/{id}"
+            direction = "up" if id in up else "down" if id in down else None
+            if direction is None or id in void or reference in cancelled:
+                continue
+            owner, accepted = tasks.get(reference, (None, None))
+            referrals.append(Referral(
+                direction, counted.get(requester, requester) if requester else None,
+                counted.get(owner, owner) if owner else None, id in green, int(start),
+                int(accepted) if accepted is not None else None, reference in rejected))
         return referrals
 
-    async def _task_foci(self, chained: list[tuple[str, str]], status: str) -> set[str]:
+    async def _ids(self, rtype: str, node: Node, pair: tuple[str, str]) -> set[str]:
+        """The ids of ``rtype`` meeting ``node`` and one search parameter."""
+        return {row[0] for row in await self._facts(rtype, (node, *self._parsed(rtype, pair)))}
+
+    async def _task_foci(self, chain: Node, status: str) -> set[str]:
         return {focus for _, focus in await self._facts(
-            "Task", [*chained, ("status", status)], [("reference", "focus")]) if focus}
+            "Task", (chain, *self._parsed("Task", ("status", status))),
+            [("reference", "focus")]) if focus}
 
     # -- the report ----------------------------------------------------------------------
 
-    def _report(self, member: str, month: Month, referrals: list[Referral], grassroots: bool,
-                bands: list[Band], graded: str, now: str) -> Resource:
-        sent = Counter(r.direction for r in referrals if r.sender == member)
-        received = [r for r in referrals if r.receiver == member]
+    def _report(self, member: str, month: Month, sent_by: list[Referral],
+                received: list[Referral], grassroots: bool, bands: list[Band], graded: str,
+                now: str) -> Resource:
+        """One member's MeasureReport from the referrals it sent and received."""
+        sent = Counter(r.direction for r in sent_by)
         got = Counter(r.direction for r in received)
         numerator, denominator = (got["down"], sent["up"]) if grassroots else \
             (sent["down"], got["up"])
@@ -247,16 +266,16 @@ class ReferralKpis:
             "up-sent": sent["up"], "up-received": got["up"],
             "down-sent": sent["down"], "down-received": got["down"],
             "down-up-ratio": round(numerator / denominator, 4) if denominator else None,
-            "green-channel": sum(1 for r in referrals if r.green
-                                 and member in (r.sender, r.receiver)),
+            "green-channel": sum(r.green for r in sent_by)
+            + sum(r.green for r in received if r.sender != member),
             "accept-median-minutes": round(statistics.median(waits), 1) if waits else None,
             "rejection-rate": round(sum(r.rejected for r in received) / len(received), 4)
             if received else None,
         }
         groups = [_group(code, value) for code, value in figures.items()]
         for group, direction in ((groups[0], "up"), (groups[2], "down")):
-            flows = Counter(r.receiver for r in referrals if r.sender == member
-                            and r.direction == direction and r.receiver)
+            flows = Counter(r.receiver for r in sent_by
+                            if r.direction == direction and r.receiver)
             if flows:  # where the member's referrals went (the dashboard's Sankey)
                 group["stratifier"] = [{"code": [{"text": "receiver"}], "stratum": [
                     {"value": {"text": receiver}, "measureScore": {"value": count}}
