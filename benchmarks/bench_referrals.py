@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import random
 import statistics
 import sys
@@ -35,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from receiver import running_receiver
 from server_process import ServerProcess
 
-from fhir_server.app import build_service
+from fhir_server.app import build_app, build_service
 from fhir_server.config import Settings
 from fhir_server.core.referral_kpis import ReferralKpis
 from fhir_server.loader import load_paths
@@ -218,37 +219,113 @@ def latency(count: int) -> None:
             server.stop()
 
 
+def _receive(port: multiprocessing.Value, count: multiprocessing.Value,
+             stop: multiprocessing.Event) -> None:
+    """A receiver in a process of its own (not competing with the load generator's GIL)."""
+    with running_receiver() as receiver:
+        port.value = receiver.port
+        while not stop.is_set():
+            count.value = len(receiver.requests)
+            time.sleep(0.05)
+
+
 def writes(seconds: float, subscriptions: int) -> float:
     folder = Path(tempfile.mkdtemp(prefix="bench-writes-"))
-    with running_receiver() as receiver:
-        server = ServerProcess(folder / "writes.db")
-        try:
-            _organizations(server.base, 100)
-            for i in range(subscriptions):
-                _subscribe(server.base, receiver.url, f"o{i}")
-            done = [0]
-            stop = time.monotonic() + seconds
+    port, count = multiprocessing.Value("i", 0), multiprocessing.Value("i", 0)
+    stop = multiprocessing.Event()
+    process = multiprocessing.Process(target=_receive, args=(port, count, stop))
+    process.start()
+    while not port.value:
+        time.sleep(0.05)
+    url = f"http://127.0.0.1:{port.value}/hook"
+    try:
+        return _writes(folder, url, count, seconds, subscriptions)
+    finally:
+        stop.set()
+        process.join()
 
-            def writer(offset: int) -> None:
-                with httpx.Client() as client:
-                    n = offset
-                    while time.monotonic() < stop:
-                        client.post(f"{server.base}/Task",
-                                    json=_task(f"o{n % 100}")).raise_for_status()
-                        done[0] += 1
-                        n += 8
-            threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            rate = done[0] / seconds
-            time.sleep(1.0)
-            print(f"Task creates with {subscriptions} Subscriptions: {rate:.0f}/s "
-                  f"({len(receiver.requests)} notifications delivered)")
-            return rate
+
+def _writes(folder: Path, url: str, count: multiprocessing.Value, seconds: float,
+            subscriptions: int) -> float:
+    """Task creates for ``seconds`` with 8 in flight, each matching one Subscription."""
+    server = ServerProcess(folder / "writes.db")
+    try:
+        _organizations(server.base, 100)
+        for i in range(subscriptions):
+            _subscribe(server.base, url, f"o{i}")
+        done = [0]
+        stop = time.monotonic() + seconds
+
+        def writer(offset: int) -> None:
+            with httpx.Client() as client:
+                n = offset
+                while time.monotonic() < stop:
+                    client.post(f"{server.base}/Task",
+                                json=_task(f"o{n % 100}")).raise_for_status()
+                    done[0] += 1
+                    n += 8
+        threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        rate = done[0] / seconds
+        delivered = count.value
+        drained = time.monotonic()
+        while subscriptions and count.value < done[0] and time.monotonic() - drained < 300:
+            time.sleep(0.1)
+        print(f"Task creates with {subscriptions} Subscriptions: {rate:.0f}/s; "
+              f"{delivered} of {done[0] if subscriptions else 0} notifications delivered "
+              f"during the run, all {count.value} {time.monotonic() - drained:.1f} s "
+              "after it")
+        return rate
+    finally:
+        server.stop()
+
+
+def in_process(seconds: float, subscriptions: int, url: str,
+               count: multiprocessing.Value, matching: bool = True) -> float:
+    """Task creates through the service in this process (8 in flight, no HTTP in front),
+    the server's notifier running in the same event loop; each write matching one
+    Subscription, or (``matching`` False) none of them."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-inproc-"))
+    app = build_app(Settings(storage=f"sqlite:///{folder / 'w.db'}"))
+
+    async def run() -> float:
+        await app.startup()
+        service = app.router.context.service
+        try:
+            for i in range(200):
+                await service.update("Organization", f"o{i}", {
+                    "resourceType": "Organization", "id": f"o{i}", "name": f"o{i}"})
+            for i in range(subscriptions):
+                await service.create("Subscription", {
+                    "resourceType": "Subscription", "status": "requested", "reason": "bench",
+                    "criteria": f"Task?owner=Organization/o{i}&status=requested",
+                    "channel": {"type": "rest-hook", "endpoint": url}})
+            done, stop = 0, time.monotonic() + seconds
+
+            async def writer(offset: int) -> None:
+                nonlocal done
+                n = offset
+                while time.monotonic() < stop:
+                    owner = n % 100 + (0 if matching else 100)
+                    await service.create("Task", _task(f"o{owner}"))
+                    done += 1
+                    n += 8
+            await asyncio.gather(*(writer(i) for i in range(8)))
+            drained = time.monotonic()
+            while subscriptions and matching and count.value < done \
+                    and time.monotonic() - drained < 120:
+                await asyncio.sleep(0.05)
+            print(f"in process, {subscriptions} Subscriptions, writes "
+                  f"{'each matching one' if matching else 'matching none'}: "
+                  f"{done / seconds:.0f} creates/s; every notification delivered "
+                  f"{time.monotonic() - drained:.1f} s after")
+            return done / seconds
         finally:
-            server.stop()
+            await app.shutdown()
+    return asyncio.run(run())
 
 
 def main() -> None:
@@ -266,7 +343,23 @@ def main() -> None:
     if args.only in (None, "writes"):
         without = writes(args.seconds, 0)
         with_them = writes(args.seconds, 100)
-        print(f"write path with 100 Subscriptions / without: {with_them / without:.2f}x")
+        print(f"over HTTP, 100 Subscriptions / none: {with_them / without:.2f}x")
+        port, count = multiprocessing.Value("i", 0), multiprocessing.Value("i", 0)
+        stop = multiprocessing.Event()
+        receiver = multiprocessing.Process(target=_receive, args=(port, count, stop))
+        receiver.start()
+        while not port.value:
+            time.sleep(0.05)
+        try:
+            url = f"http://127.0.0.1:{port.value}/hook"
+            without = in_process(args.seconds, 0, url, count)
+            with_them = in_process(args.seconds, 100, url, count)
+            quiet = in_process(args.seconds, 100, url, count, matching=False)
+        finally:
+            stop.set()
+            receiver.join()
+        print(f"in process, 100 Subscriptions / none: {with_them / without:.2f}x when every "
+              f"write notifies, {quiet / without:.2f}x when none does")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ def running_receiver(port: int = 0, failures: tuple[int, ...] = ()) -> Iterator[
     receiver = Receiver(port, failures=list(failures))
 
     class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # connections kept alive, as real receivers do
+
         def _record(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             receiver.requests.append(Received(
@@ -57,7 +59,10 @@ def running_receiver(port: int = 0, failures: tuple[int, ...] = ()) -> Iterator[
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    class Server(http.server.ThreadingHTTPServer):
+        request_queue_size = 256  # (the default 5 drops bursts of connections)
+
+    server = Server(("127.0.0.1", port), Handler)
     receiver.port = server.server_address[1]
     with serving(server):
         yield receiver

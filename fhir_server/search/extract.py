@@ -31,12 +31,14 @@ class Indexer:
             plan = self._plans[resource_type] = self.registry.indexed(resource_type)
         return plan
 
-    def rows(self, resource: Resource) -> IndexRows:
+    def rows(self, resource: Resource, only: frozenset[str] | None = None) -> IndexRows:
+        """The index rows of a resource (``only``: of the parameters with these keys)."""
         found: IndexRows = defaultdict(list)
         seen: set[tuple[str, str, tuple[object, ...]]] = set()
         keys = resource.keys()
         for param in self._params(resource["resourceType"]):
-            if param.deps and param.deps.isdisjoint(keys):
+            if (param.deps and param.deps.isdisjoint(keys)) \
+                    or (only is not None and param.key not in only):
                 continue
             values = param.accessor.evaluate(resource)  # type: ignore[union-attr]
             if not values:

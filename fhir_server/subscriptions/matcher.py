@@ -18,7 +18,8 @@ from fhir_server import jsonbytes
 from fhir_server.core.gate import Gate
 from fhir_server.core.service import FhirService
 from fhir_server.core.subscription_rules import OWNER, headers_of, parse_criteria
-from fhir_server.search.plan import IdMatch, Node, Query
+from fhir_server.search.extract import IndexRows
+from fhir_server.search.plan import TABLES, Cmp, IdMatch, IndexMatch, Node, Query
 from fhir_server.storage.port import HistoryEntry
 
 GateSource = Callable[[str], Awaitable[Gate | None]]  # owner "Type/id" -> their gate
@@ -79,14 +80,24 @@ class Matcher:
         return found
 
     async def hits(self, entries: list[HistoryEntry], subscriptions: list[Active]) -> list[Hit]:
-        written: dict[str, set[str]] = {}
-        for entry in entries:
+        checked: dict[str, set[str]] = {}  # type -> the parameters the filter reads
+        for subscription in subscriptions:
+            checked.setdefault(subscription.resource_type, set()).update(
+                n.param for n in subscription.where if isinstance(n, IndexMatch))
+        written: dict[str, dict[str, IndexRows]] = {}
+        for entry in entries:  # the last version of each, with the index rows checked
             stored = entry.version
-            if entry.method != "DELETE" and stored.resource_type not in UNWATCHED:
-                written.setdefault(stored.resource_type, set()).add(stored.id)
+            if stored.resource_type in checked and stored.resource_type not in UNWATCHED:
+                kept = written.setdefault(stored.resource_type, {})
+                kept.pop(stored.id, None)
+                if entry.method != "DELETE":
+                    kept[stored.id] = self.service.indexer.rows(
+                        jsonbytes.loads(stored.content),
+                        frozenset(checked[stored.resource_type]))
         found = []
         for subscription in subscriptions:
-            ids = written.get(subscription.resource_type)
+            ids = [id for id, rows in written.get(subscription.resource_type, {}).items()
+                   if might_match(subscription.where, rows)]
             if not ids:
                 continue
             where = (*subscription.where, IdMatch(tuple(sorted(ids))))
@@ -99,3 +110,29 @@ class Matcher:
                 Query((subscription.resource_type,), where, count=len(ids)))
             found += [Hit(subscription, subscription.resource_type, m.id) for m in page.matches]
         return found
+
+
+def might_match(where: tuple[Node, ...], rows: IndexRows) -> bool:
+    """Whether a resource with these index rows can meet the criteria: its equality
+    criteria on tokens and references are checked on the rows (the usual Subscription,
+    ``Task?owner=…&status=…``); anything else is left to the search. A cheap filter, so
+    that a write runs the searches of the few Subscriptions it may trigger, not of all."""
+    for node in where:
+        if not isinstance(node, IndexMatch) or node.negate \
+                or node.table not in ("token", "reference"):
+            continue
+        columns = TABLES[node.table]
+        values = [dict(zip(columns, row, strict=True)) for key, row in rows.get(node.table, ())
+                  if key == node.param]
+        if not any(all(_holds(cmp, value) for cmp in conjunction)
+                   for conjunction in node.any_of for value in values):
+            return False
+    return True
+
+
+def _holds(cmp: Cmp, row: dict[str, object]) -> bool:
+    if cmp.op == "=":
+        return bool(row.get(cmp.column) == cmp.value)
+    if cmp.op == "in":
+        return bool(row.get(cmp.column) in cmp.value)
+    return True  # (another operator: the search decides)

@@ -1,15 +1,15 @@
 """Turns writes into notifications, in every worker, right after each commit.
 
 **rest-hook** (durable, at least once): one worker at a time holds the dispatcher's lease
-(a record, renewed while it works). It reads history after its cursor (a record), writes
-an outbox record for each Subscription a write triggers, then moves the cursor: a crash
-between the two repeats notifications, never loses one. Each outbox record is delivered
-(``POST`` to the endpoint without a body, or with ``channel.payload`` ``PUT
-[endpoint]/[type]/[id]`` with the resource, with the channel's headers) and removed once
-the receiver answers 2xx; a failure is retried with doubling waits
-(``FHIR_SUBSCRIPTION_RETRY_SECONDS``), and after ``FHIR_SUBSCRIPTION_RETRIES`` failures
-the Subscription is set ``error`` with the reason in ``error`` and its outbox dropped.
-Records live in storage: a restart resumes where the last worker stopped.
+(a record, renewed while it works). It reads history after its cursor (a record), sends
+each notification a write triggers (``POST`` to the endpoint without a body, or with
+``channel.payload`` ``PUT [endpoint]/[type]/[id]`` with the resource, with the channel's
+headers), keeps those that failed in the outbox (records), and then moves the cursor: a
+crash before it moves repeats the batch's notifications, never loses one. Outbox records
+are retried with doubling waits (``FHIR_SUBSCRIPTION_RETRY_SECONDS``) and removed once the
+receiver answers 2xx; after ``FHIR_SUBSCRIPTION_RETRIES`` failures the Subscription is set
+``error`` with the reason in ``error`` and its outbox dropped. Records live in storage: a
+restart resumes where the last worker stopped.
 
 **websocket**: each worker follows history for the Subscriptions bound on its own sockets
 (an in-memory cursor from when it started) and sends ``ping <id>``.
@@ -34,17 +34,18 @@ from fhir_server import jsonbytes
 from fhir_server.config import Settings
 from fhir_server.core.errors import FhirError
 from fhir_server.core.service import FhirService
+from fhir_server.core.subscription_rules import headers_of
 from fhir_server.storage.port import HistoryEntry
 from fhir_server.subscriptions.matcher import Active, GateSource, Hit, Matcher
 from fhir_server.subscriptions.websocket import Reader, WebsocketHub
-from fhir_server.types import Resource
 
 log = logging.getLogger("fhir_server")
 LEASE, CURSOR, OUTBOX = "subscription-lease", "subscription-cursor", "subscription-outbox"
 LEASE_MS = 10_000
+CURSOR_SECONDS = 1.0
 POLL_SECONDS = 0.2
 BATCH = 500  # history entries per step
-SENDS = 16  # deliveries at once
+SENDS = 64  # deliveries at once
 SEND_TIMEOUT = 10.0
 
 
@@ -67,14 +68,17 @@ class Notifier:
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._http: httpx.AsyncClient | None = None
-        self._socket_cursor = 0
+        self._socket_cursor: int | None = None  # history read for the sockets up to here
+        self._retry_at: int | None = 0  # when the outbox has something due (None: empty)
         self._active: list[Active] | None = None
         self._holding, self._lease_checked = False, 0  # the dispatcher's lease, as last seen
+        self._cursor: int | None = None  # (while holding the lease) history read up to here
+        self._kept = 0.0  # when the cursor was last stored
         service.committed.append(self._wake.set)
+        self.hub.first_bound = self._follow_sockets
 
     async def open(self) -> None:
         mark = await self.storage.snapshot_mark()
-        self._socket_cursor = mark
         await self.storage.put_record(CURSOR, "seq", str(mark).encode(), only_new=True)
         self._http = httpx.AsyncClient(timeout=SEND_TIMEOUT)
         self._stop = asyncio.Event()
@@ -89,6 +93,7 @@ class Notifier:
                 await self._task
         if self._http is not None:
             await self._http.aclose()
+        await self._keep_cursor()
         if await self.storage.get_record(LEASE, "dispatcher") == self.worker:
             await self.storage.delete_record(LEASE, "dispatcher")
 
@@ -125,8 +130,11 @@ class Notifier:
     async def _sockets(self) -> bool:
         watched = self.hub.watched()
         if not watched:
-            self._socket_cursor = await self.storage.snapshot_mark()
+            self._socket_cursor = None
             return False
+        if self._socket_cursor is None:
+            await self._follow_sockets()
+        assert self._socket_cursor is not None
         entries = await self.storage.versions(self._socket_cursor, BATCH)
         if not entries:
             return False
@@ -137,6 +145,10 @@ class Notifier:
             await self.hub.ping(id)
         self._socket_cursor = entries[-1].seq
         return len(entries) == BATCH
+
+    async def _follow_sockets(self) -> None:
+        """Follow history for the sockets from now on (a socket binds)."""
+        self._socket_cursor = await self.storage.snapshot_mark()
 
     # -- rest-hook -----------------------------------------------------------------------
 
@@ -154,65 +166,106 @@ class Notifier:
                 == self.worker:
             await self.storage.put_record(LEASE, "dispatcher", self.worker, expires)
             self._holding = True
+        if not self._holding:  # (another worker dispatches: if this one takes over, it
+            self._cursor, self._retry_at = None, 0  # reads the cursor and the outbox first)
         return self._holding
 
     async def _scan(self) -> bool:
-        cursor = int(await self.storage.get_record(CURSOR, "seq") or b"0")
-        entries = await self.storage.versions(cursor, BATCH)
+        """Deliver what the writes after the cursor trigger (each first attempt at once),
+        keep the failures in the outbox, then move the cursor: a crash before it moves
+        repeats the batch's notifications, never loses one."""
+        if self._cursor is None:  # (taking the lease over: where the last holder stopped)
+            self._cursor = int(await self.storage.get_record(CURSOR, "seq") or b"0")
+        entries = await self.storage.versions(self._cursor, BATCH)
         if not entries:
             return False
         hooks = [s for s in await self._subscriptions(entries) if s.channel == "rest-hook"]
         last = entries[-1].seq
-        for hit in await self.matcher.hits(entries, hooks):
-            key = f"{last:020d}/{hit.subscription.id}/{hit.resource_type}/{hit.id}"
-            await self.storage.put_record(OUTBOX, key, _job(hit, 0, now_ms()))
-        await self.storage.put_record(CURSOR, "seq", str(last).encode())
+        hits = await self.matcher.hits(entries, hooks)
+        for start in range(0, len(hits), SENDS):
+            await asyncio.gather(*(self._first(hit, last) for hit in hits[start:start + SENDS]))
+        self._cursor = last
+        if time.monotonic() - self._kept >= CURSOR_SECONDS:
+            await self._keep_cursor()
         return len(entries) == BATCH
 
-    async def _deliver(self) -> None:
-        now = now_ms()
-        due = [r for r in await self.storage.list_records(OUTBOX)
-               if orjson.loads(r.value)["due"] <= now][:SENDS]
-        await asyncio.gather(*(self._send(r.key, orjson.loads(r.value)) for r in due))
+    async def _keep_cursor(self) -> None:
+        """Store the cursor (every ``CURSOR_SECONDS`` and at close, not after each batch:
+        a crash repeats at most that long of notifications)."""
+        if self._cursor is not None and self._holding:
+            await self.storage.put_record(CURSOR, "seq", str(self._cursor).encode())
+        self._kept = time.monotonic()
 
-    async def _send(self, key: str, job: dict[str, Any]) -> None:
+    async def _first(self, hit: Hit, seq: int) -> None:
+        subscription = hit.subscription
+        failure = await self._send(subscription.endpoint, subscription.payload,
+                                   subscription.headers, hit.resource_type, hit.id)
+        if failure is not None:
+            job = {"subscription": subscription.id, "type": hit.resource_type, "id": hit.id,
+                   "attempts": 0}
+            await self._failed(f"{seq:020d}/{subscription.id}/{hit.resource_type}/{hit.id}",
+                               job, failure)
+
+    async def _deliver(self) -> None:
+        """Retry the outbox's notifications that are due (the outbox is listed only when
+        something in it is due, as far as this worker knows)."""
+        now = now_ms()
+        if self._retry_at is None or self._retry_at > now:
+            return
+        jobs = [(r.key, orjson.loads(r.value)) for r in await self.storage.list_records(OUTBOX)]
+        due = [(key, job) for key, job in jobs if job["due"] <= now][:SENDS]
+        later = [job["due"] for _, job in jobs if job["due"] > now]
+        self._retry_at = now if len(due) == SENDS else min(later, default=None)
+        await asyncio.gather(*(self._retry(key, job) for key, job in due))
+
+    async def _retry(self, key: str, job: dict[str, Any]) -> None:
         stored = await self.storage.read("Subscription", job["subscription"])
         subscription = None if stored is None or stored.deleted \
             else jsonbytes.loads(stored.content)
         if subscription is None or subscription.get("status") != "active":
             await self.storage.delete_record(OUTBOX, key)
             return
-        channel = subscription.get("channel") or {}
-        headers = [(n.strip(), v.strip()) for n, _, v in
-                   (str(h).partition(":") for h in channel.get("header") or ())]
-        try:
-            if channel.get("payload"):
-                current = await self.storage.read(job["type"], job["id"])
-                content = b"" if current is None or current.deleted else current.content
-                url = f"{str(channel['endpoint']).rstrip('/')}/{job['type']}/{job['id']}"
-                answer = await self._client().put(url, content=content, headers=[
-                    *headers, ("content-type", str(channel["payload"]))])
-            else:
-                answer = await self._client().post(str(channel["endpoint"]), headers=headers)
-            failure = None if answer.is_success else f"the endpoint answered {answer.status_code}"
-        except httpx.HTTPError as error:
-            failure = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        failure = await self._send(str((subscription.get("channel") or {}).get("endpoint")),
+                                   (subscription.get("channel") or {}).get("payload"),
+                                   tuple(headers_of(subscription)), job["type"], job["id"])
         if failure is None:
             await self.storage.delete_record(OUTBOX, key)
         else:
-            await self._failed(key, job, subscription, failure)
+            await self._failed(key, job, failure)
 
-    async def _failed(self, key: str, job: dict[str, Any], subscription: Resource,
-                      failure: str) -> None:
+    async def _send(self, endpoint: str, payload: str | None,
+                    headers: tuple[tuple[str, str], ...], rtype: str, id: str) -> str | None:
+        """One notification; why it failed, or None."""
+        try:
+            if payload:
+                current = await self.storage.read(rtype, id)
+                content = b"" if current is None or current.deleted else current.content
+                answer = await self._client().put(
+                    f"{endpoint.rstrip('/')}/{rtype}/{id}", content=content,
+                    headers=[*headers, ("content-type", payload)])
+            else:
+                answer = await self._client().post(endpoint, headers=list(headers))
+        except httpx.HTTPError as error:
+            return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        return None if answer.is_success else f"the endpoint answered {answer.status_code}"
+
+    async def _failed(self, key: str, job: dict[str, Any], failure: str) -> None:
+        """Keep a failed notification for a later retry, or, after too many, set its
+        Subscription in error and drop what it still had in the outbox."""
         attempts = job["attempts"] + 1
         if attempts < self.retries:
-            wait = self.retry_ms * 2 ** (attempts - 1)
+            due = now_ms() + self.retry_ms * 2 ** (attempts - 1)
             await self.storage.put_record(OUTBOX, key, orjson.dumps(
-                {**job, "attempts": attempts, "due": now_ms() + wait}))
+                {**job, "attempts": attempts, "due": due}))
+            self._retry_at = due if self._retry_at is None else min(self._retry_at, due)
             return
         for record in await self.storage.list_records(OUTBOX):
             if orjson.loads(record.value)["subscription"] == job["subscription"]:
                 await self.storage.delete_record(OUTBOX, record.key)
+        stored = await self.storage.read("Subscription", job["subscription"])
+        if stored is None or stored.deleted:
+            return
+        subscription = jsonbytes.loads(stored.content)
         subscription.pop("meta", None)
         errored = {**subscription, "status": "error", "error": (
             f"{attempts} deliveries failed, the last: {failure} / 通知多次发送失败")}
@@ -229,6 +282,3 @@ class Notifier:
         return self._http
 
 
-def _job(hit: Hit, attempts: int, due: int) -> bytes:
-    return orjson.dumps({"subscription": hit.subscription.id, "type": hit.resource_type,
-                         "id": hit.id, "attempts": attempts, "due": due})
