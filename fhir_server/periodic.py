@@ -13,6 +13,17 @@ import logging
 from collections.abc import Awaitable, Callable
 
 log = logging.getLogger("fhir_server")
+CLOSE_SECONDS = 10.0
+
+
+async def finish(task: asyncio.Task[None]) -> None:
+    """Wait for a background task told to stop; cancel it when it does not in time."""
+    try:
+        await asyncio.wait_for(asyncio.shield(task), CLOSE_SECONDS)
+    except TimeoutError:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 class Periodic:
@@ -28,11 +39,11 @@ class Periodic:
         self._task = asyncio.create_task(self._forever())
 
     async def close(self) -> None:
+        """Stop after the job's current round (cancelled only if that takes longer than
+        ``CLOSE_SECONDS``: a database driver cancelled mid-operation may leak a socket)."""
         self._stop.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await finish(self._task)
             self._task = None
 
     async def _forever(self) -> None:

@@ -102,6 +102,11 @@ def test_serve_demo_from_the_wheel(installed, tmp_path):
         _checks_the_alliance_rules(server.base)
         found = httpx.get(f"{server.base}/Patient", params={"name-pinyin": "zs"}).json()
         assert [e["resource"]["id"] for e in found["entry"]] == ["zhang-san"]
+        kpis = httpx.get(f"{server.base}/$referral-kpis", params={"period": "2026-11"})
+        assert len(kpis.json()["entry"]) == 5  # the Measure and the rules came with it
+        root = server.base.removesuffix("/fhir")
+        for page in ("dashboard", "dashboard/dashboard.js", "dashboard/echarts.min.js"):
+            assert httpx.get(f"{root}/{page}").status_code == 200, page
     finally:
         server.stop()
 

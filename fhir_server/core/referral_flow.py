@@ -40,7 +40,6 @@ OWNER_MOVES = frozenset({"received", "accepted", "rejected", "in-progress", "com
 FOLLOWS = {"requested": "active", "received": "active", "accepted": "active",
            "in-progress": "active", "completed": "completed", "rejected": "revoked",
            "cancelled": "revoked"}
-OPEN = frozenset({"requested", "received", "accepted", "in-progress"})
 CHINESE = {"requested": "已申请", "received": "已接收", "accepted": "已接受",
            "rejected": "已拒绝", "in-progress": "进行中", "completed": "已完成",
            "cancelled": "已取消", "draft": "草稿", "ready": "就绪", "on-hold": "暂停",

@@ -35,6 +35,7 @@ from fhir_server.config import Settings
 from fhir_server.core.errors import FhirError
 from fhir_server.core.service import FhirService
 from fhir_server.core.subscription_rules import headers_of
+from fhir_server.periodic import finish
 from fhir_server.storage.port import HistoryEntry
 from fhir_server.subscriptions.matcher import Active, GateSource, Hit, Matcher
 from fhir_server.subscriptions.websocket import Reader, WebsocketHub
@@ -88,9 +89,7 @@ class Notifier:
         self._stop.set()
         self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await finish(self._task)
         if self._http is not None:
             await self._http.aclose()
         await self._keep_cursor()
