@@ -76,7 +76,7 @@ class Notifier:
         self._cursor: int | None = None  # (while holding the lease) history read up to here
         self._kept = 0.0  # when the cursor was last stored
         service.committed.append(self._wake.set)
-        self.hub.first_bound = self._follow_sockets
+        self.hub.binding = self._follow_sockets
 
     async def open(self) -> None:
         mark = await self.storage.snapshot_mark()
@@ -146,8 +146,12 @@ class Notifier:
         return len(entries) == BATCH
 
     async def _follow_sockets(self) -> None:
-        """Follow history for the sockets from now on (a socket binds)."""
-        self._socket_cursor = await self.storage.snapshot_mark()
+        """A socket binds: follow history for the sockets from now on (if not already),
+        and read the active Subscriptions again (it may have been created on another
+        worker, in history this worker's sockets never read)."""
+        self._active = None
+        if self._socket_cursor is None:
+            self._socket_cursor = await self.storage.snapshot_mark()
 
     # -- rest-hook -----------------------------------------------------------------------
 

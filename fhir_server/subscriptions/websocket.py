@@ -41,9 +41,9 @@ class WebsocketHub:
     def __init__(self, read: Reader) -> None:
         self.read = read
         self.bound: dict[str, set[Connection]] = {}
-        # called before the first socket of this worker binds (the notifier starts following
-        # history for sockets from then on)
-        self.first_bound: Callable[[], Awaitable[None]] | None = None
+        # called before each binding (the notifier follows history for the sockets from
+        # the first one on, and reads the active Subscriptions again)
+        self.binding: Callable[[], Awaitable[None]] | None = None
 
     def watched(self) -> set[str]:
         return {id for id, sockets in self.bound.items() if sockets}
@@ -78,8 +78,8 @@ class WebsocketHub:
                 if why:
                     await connection.text(f"error {id} {why}")
                     continue
-                if not self.watched() and self.first_bound is not None:
-                    await self.first_bound()
+                if self.binding is not None:
+                    await self.binding()
                 self.bound.setdefault(id, set()).add(connection)
                 mine.add(id)
                 await connection.text(f"bound {id}")
