@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import random
 import statistics
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -231,20 +233,26 @@ def _receive(port: multiprocessing.Value, count: multiprocessing.Value,
             time.sleep(0.05)
 
 
-def writes(seconds: float, subscriptions: int) -> float:
-    folder = Path(tempfile.mkdtemp(prefix="bench-writes-"))
+@contextlib.contextmanager
+def receiver_process() -> Iterator[tuple[str, multiprocessing.Value]]:
+    """A loopback receiver in its own process: its URL and its count of requests."""
     port, count = multiprocessing.Value("i", 0), multiprocessing.Value("i", 0)
     stop = multiprocessing.Event()
     process = multiprocessing.Process(target=_receive, args=(port, count, stop))
     process.start()
     while not port.value:
         time.sleep(0.05)
-    url = f"http://127.0.0.1:{port.value}/hook"
     try:
-        return _writes(folder, url, count, seconds, subscriptions)
+        yield f"http://127.0.0.1:{port.value}/hook", count
     finally:
         stop.set()
         process.join()
+
+
+def writes(seconds: float, subscriptions: int) -> float:
+    folder = Path(tempfile.mkdtemp(prefix="bench-writes-"))
+    with receiver_process() as (url, count):
+        return _writes(folder, url, count, seconds, subscriptions)
 
 
 def _writes(folder: Path, url: str, count: multiprocessing.Value, seconds: float,
@@ -346,20 +354,10 @@ def main() -> None:
         without = writes(args.seconds, 0)
         with_them = writes(args.seconds, 100)
         print(f"over HTTP, 100 Subscriptions / none: {with_them / without:.2f}x")
-        port, count = multiprocessing.Value("i", 0), multiprocessing.Value("i", 0)
-        stop = multiprocessing.Event()
-        receiver = multiprocessing.Process(target=_receive, args=(port, count, stop))
-        receiver.start()
-        while not port.value:
-            time.sleep(0.05)
-        try:
-            url = f"http://127.0.0.1:{port.value}/hook"
+        with receiver_process() as (url, count):
             without = in_process(args.seconds, 0, url, count)
             with_them = in_process(args.seconds, 100, url, count)
             quiet = in_process(args.seconds, 100, url, count, matching=False)
-        finally:
-            stop.set()
-            receiver.join()
         print(f"in process, 100 Subscriptions / none: {with_them / without:.2f}x when every "
               f"write notifies, {quiet / without:.2f}x when none does")
 
