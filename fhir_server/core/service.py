@@ -381,10 +381,11 @@ class FhirService:
         if verdict.issues:
             forbidden = [i for i in verdict.issues if i.code == "forbidden"]
             raise Forbidden(forbidden) if forbidden else Unprocessable(verdict.issues)
-        tasks = [self._filled(p, verdict.fills[p.write.id], places)
-                 if p.write.id in verdict.fills else p for p in tasks]
-        prepared = [next((t for t in tasks if t.write.id == p.write.id), p)
-                    if p.write.resource_type == "Task" else p for p in prepared]
+        filled = {id: self._filled(p, verdict.fills[id], places) for p in tasks
+                  if (id := p.write.id) in verdict.fills}
+        tasks = [filled.get(p.write.id, p) for p in tasks]
+        prepared = [filled.get(p.write.id, p) if p.write.resource_type == "Task" else p
+                    for p in prepared]
         implicit = {p.write.id for p in tasks
                     if p.write.if_match is None and p.write.id in verdict.held}
         held = {("Task", id) for id in implicit} | {
