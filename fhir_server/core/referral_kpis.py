@@ -10,10 +10,10 @@ organisations of the alliance's OrganizationAffiliations (the lead and its parti
 or, without any, every organisation that is no department. The grade (优良中差) comes from
 the bands of the stored Measure ``referral-kpis``, which the alliance office edits.
 
-Everything is read from the search index (``Storage.facts``): the month's referrals as
-(id, requester, authoredOn) per direction, their Tasks as (focus, owner, accepted time),
-the ids of cancelled and rejected ones, and the links of roles and organisations; the only
-resources loaded are the members (their tier) and the Measure.
+The month's referrals are read from the referral ledger (core/referral_ledger.py: one row
+per referral, kept by the commits, one range of records per month); the links of roles and
+organisations from the search index (``Storage.facts``); the only resources loaded are the
+members (their tier) and the Measure.
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ import statistics
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fhir_server import jsonbytes
 from fhir_server.core.errors import FhirError
 from fhir_server.core.referral_tier import organization_tier
 from fhir_server.core.service import FhirService
-from fhir_server.search.plan import Chain, Cmp, IndexMatch, Node, Query
+from fhir_server.search.plan import Node, Query
 from fhir_server.storage.port import Fact
 from fhir_server.types import Resource
 
@@ -49,22 +49,19 @@ NAMES = {"up-sent": "上转人次（转出）", "up-received": "上转人次（�
          "accept-median-minutes": "接受时间中位数（分钟）", "rejection-rate": "拒收率",
          "grade": "考核等级"}
 PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
-GREEN = "stat,asap"
 MAX_PART_OF = 8
 
 
 @dataclass(frozen=True, slots=True)
 class Month:
-    """A calendar month in the server's zone."""
+    """A calendar month (its referrals: those authored in it, in the server's zone)."""
 
     label: str
     first: dt.date
     last: dt.date
-    start_ms: int
-    end_ms: int  # exclusive
 
     @classmethod
-    def parse(cls, value: str | None, zone: dt.tzinfo) -> Month:
+    def parse(cls, value: str | None) -> Month:
         found = PERIOD.fullmatch(value or "")
         if found is None:
             raise FhirError(f"period must be a month as YYYY-MM, got {value!r} "
@@ -72,23 +69,20 @@ class Month:
         year, month = int(found[1]), int(found[2])
         first = dt.date(year, month, 1)
         following = dt.date(year + month // 12, month % 12 + 1, 1)
-
-        def ms(day: dt.date) -> int:
-            return int(dt.datetime.combine(day, dt.time(), zone).timestamp() * 1000)
-        return cls(found[0], first, following - dt.timedelta(days=1), ms(first), ms(following))
+        return cls(found[0], first, following - dt.timedelta(days=1))
 
 
-@dataclass(frozen=True, slots=True)
-class Referral:
-    """One referral of the month, as the KPIs see it."""
+@dataclass(slots=True)
+class Tally:
+    """What one member sent and received in the month."""
 
-    direction: str
-    sender: str | None  # member "Organization/id"
-    receiver: str | None
-    green: bool
-    authored_ms: int
-    accepted_ms: int | None
-    rejected: bool
+    sent: Counter[str] = field(default_factory=Counter)  # direction -> referrals
+    received: Counter[str] = field(default_factory=Counter)
+    green: int = 0  # green-channel referrals it sent or received (once each)
+    waits: list[float] = field(default_factory=list)  # minutes to accept what it received
+    rejected: int = 0  # of those it received
+    flows: dict[str, Counter[str]] = field(default_factory=lambda: {
+        "up": Counter(), "down": Counter()})  # direction -> receiving member -> referrals
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,23 +118,17 @@ class ReferralKpis:
 
     async def reports(self, period: str | None, member: str | None = None) -> list[Resource]:
         """The MeasureReports of the month: of every member, or of ``member`` only."""
-        month = Month.parse(period, self.service.settings.zone)
+        month = Month.parse(period)
         members = await self._members()
         if member is not None and member not in members:
             members.append(member)  # an organisation outside the affiliations: its own figures
-        hospital = await self._hospitals(members)
-        referrals = await self._referrals(month, hospital)
+        tallies = await self._tallies(month, await self._hospitals(members))
         bands, graded = await self._grading()
         wanted = [member] if member is not None else members
         grassroots = {m: await self._grassroots(m) for m in wanted}
         now = dt.datetime.now(self.service.settings.zone).isoformat(timespec="seconds")
-        sent: dict[str | None, list[Referral]] = defaultdict(list)
-        received: dict[str | None, list[Referral]] = defaultdict(list)
-        for referral in referrals:
-            sent[referral.sender].append(referral)
-            received[referral.receiver].append(referral)
-        return [self._report(m, month, sent[m], received[m], grassroots[m], bands, graded,
-                             now) for m in wanted]
+        return [self._report(m, month, tallies.get(m) or Tally(), grassroots[m], bands,
+                             graded, now) for m in wanted]
 
     # -- the alliance's shape ------------------------------------------------------------
 
@@ -211,71 +199,49 @@ class ReferralKpis:
 
     # -- the month's referrals -----------------------------------------------------------
 
-    async def _referrals(self, month: Month, counted: dict[str, str]) -> list[Referral]:
-        """The month's referrals: ServiceRequests whose ``authoredOn`` starts in the month
-        (a range on its sort rows, exact and index-driven), and their Tasks (a chain)."""
-        authored = self._key("ServiceRequest", "authored")
-        in_month: Node = IndexMatch("sort", authored, (
-            (Cmp("value", ">=", month.start_ms), Cmp("value", "<", month.end_ms)),))
-        chain = Chain(self._key("Task", "focus"), "ServiceRequest", (in_month,))
-        tasks = {focus: (owner, accepted) for _, focus, owner, accepted in await self._facts(
-            "Task", (chain,), [("reference", "focus"), ("reference", "owner"),
-                               ("sort", "accepted")]) if focus}
-        cancelled = await self._task_foci(chain, "cancelled")
-        rejected = await self._task_foci(chain, "rejected")
-        up = await self._ids("ServiceRequest", in_month, ("direction", "up"))
-        down = await self._ids("ServiceRequest", in_month, ("direction", "down"))
-        green = await self._ids("ServiceRequest", in_month, ("priority", GREEN))
-        void = await self._ids("ServiceRequest", in_month, ("status", "entered-in-error"))
-        referrals = []
-        for id, requester, start in await self._facts("ServiceRequest", (in_month,), [
-                ("reference", "requester"), ("sort", "authored")]):
-            reference = f"ServiceRequest/{id}"
-            direction = "up" if id in up else "down" if id in down else None
-            if direction is None or id in void or reference in cancelled:
-                continue
-            owner, accepted = tasks.get(reference, (None, None))
-            referrals.append(Referral(
-                direction, counted.get(requester, requester) if requester else None,
-                counted.get(owner, owner) if owner else None, id in green, int(start),
-                int(accepted) if accepted is not None else None, reference in rejected))
-        return referrals
-
-    async def _ids(self, rtype: str, node: Node, pair: tuple[str, str]) -> set[str]:
-        """The ids of ``rtype`` meeting ``node`` and one search parameter."""
-        return {row[0] for row in await self._facts(rtype, (node, *self._parsed(rtype, pair)))}
-
-    async def _task_foci(self, chain: Node, status: str) -> set[str]:
-        return {focus for _, focus in await self._facts(
-            "Task", (chain, *self._parsed("Task", ("status", status))),
-            [("reference", "focus")]) if focus}
+    async def _tallies(self, month: Month, counted: dict[str, str]) -> dict[str, Tally]:
+        """The month's referrals, from the referral ledger (core/referral_ledger.py), tallied
+        for the members that sent and received them (one pass: 100 k rows)."""
+        member = counted.get
+        tallies: dict[str, Tally] = defaultdict(Tally)
+        for direction, requester, owner, green, authored, accepted, rejected in \
+                await self.service.ledger.month(month.label):
+            sender = member(requester, requester) if requester else ""
+            receiver = member(owner, owner) if owner else ""
+            out, into = tallies[sender], tallies[receiver]
+            out.sent[direction] += 1
+            into.received[direction] += 1
+            if receiver:
+                out.flows[direction][receiver] += 1
+            if green:
+                out.green += 1
+                into.green += receiver != sender
+            if accepted is not None:
+                into.waits.append((accepted - authored) / 60_000)
+            into.rejected += rejected
+        return tallies
 
     # -- the report ----------------------------------------------------------------------
 
-    def _report(self, member: str, month: Month, sent_by: list[Referral],
-                received: list[Referral], grassroots: bool, bands: list[Band], graded: str,
-                now: str) -> Resource:
-        """One member's MeasureReport from the referrals it sent and received."""
-        sent = Counter(r.direction for r in sent_by)
-        got = Counter(r.direction for r in received)
+    def _report(self, member: str, month: Month, tally: Tally, grassroots: bool,
+                bands: list[Band], graded: str, now: str) -> Resource:
+        """One member's MeasureReport from what it sent and received."""
+        sent, got = tally.sent, tally.received
         numerator, denominator = (got["down"], sent["up"]) if grassroots else \
             (sent["down"], got["up"])
-        waits = [(r.accepted_ms - r.authored_ms) / 60_000 for r in received
-                 if r.accepted_ms is not None]
+        received = got.total()
         figures: dict[str, float | None] = {
             "up-sent": sent["up"], "up-received": got["up"],
             "down-sent": sent["down"], "down-received": got["down"],
             "down-up-ratio": round(numerator / denominator, 4) if denominator else None,
-            "green-channel": sum(r.green for r in sent_by)
-            + sum(r.green for r in received if r.sender != member),
-            "accept-median-minutes": round(statistics.median(waits), 1) if waits else None,
-            "rejection-rate": round(sum(r.rejected for r in received) / len(received), 4)
-            if received else None,
+            "green-channel": tally.green,
+            "accept-median-minutes": round(statistics.median(tally.waits), 1)
+            if tally.waits else None,
+            "rejection-rate": round(tally.rejected / received, 4) if received else None,
         }
         groups = [_group(code, value) for code, value in figures.items()]
         for group, direction in ((groups[0], "up"), (groups[2], "down")):
-            flows = Counter(r.receiver for r in sent_by
-                            if r.direction == direction and r.receiver)
+            flows = tally.flows[direction]
             if flows:  # where the member's referrals went (the dashboard's Sankey)
                 group["stratifier"] = [{"code": [{"text": "receiver"}], "stratum": [
                     {"value": {"text": receiver}, "measureScore": {"value": count}}

@@ -32,6 +32,7 @@ from fhir_server.core.ids import Uuid7
 from fhir_server.core.patch import Patcher
 from fhir_server.core.references import local_references
 from fhir_server.core.referral_flow import Fill, ReferralRules, with_accepted
+from fhir_server.core.referral_ledger import ReferralLedger
 from fhir_server.core.referral_tier import referral_issues
 from fhir_server.core.registry import ResourceRegistry
 from fhir_server.core.search import Searcher
@@ -41,7 +42,7 @@ from fhir_server.outcome import Issue, has_errors
 from fhir_server.package import AlliancePackage
 from fhir_server.search.extract import Indexer, IndexRows
 from fhir_server.search.parse import SearchParser
-from fhir_server.search.plan import IdMatch, Query
+from fhir_server.search.plan import IdMatch, Node, Query
 from fhir_server.search.registry import SearchRegistry
 from fhir_server.search.types.base import Context as SearchContext
 from fhir_server.search.ucum import warm_up
@@ -118,12 +119,18 @@ class FhirService:
         self.search_registry = registry
         self.search_generation += 1  # documents built from the registry are stale
         self.indexer = Indexer(registry, context)
+        self.ledger = ReferralLedger(self.storage, self.indexer, self._criteria,
+                                     self.settings.zone)
         self._records: tuple[Indexer, dict[bytes, IndexRows]] = (self.indexer, {})
         self.storage.use_indexer(self.stored_rows)
         self.searcher = Searcher(self.storage, registry, SearchParser(
             registry, context, self.settings.default_count, self.settings.max_count,
             self.settings.include_limit))
         self.searcher.use_secret(self._secret)
+
+    def _criteria(self, rtype: str, pairs: list[tuple[str, str]]) -> tuple[Node, ...]:
+        """The plan criteria of a server-made search (one definition per parameter)."""
+        return self.searcher.parse((rtype,), pairs, strict=True).query.where
 
     async def load_search_parameters(self) -> None:
         """Learn the SearchParameter resources stored on the server."""
@@ -141,6 +148,7 @@ class FhirService:
         if await self.storage.pending_reindex():
             await self.reindex()
         await self.install_package()
+        await self.ledger.ensure()
         self.ready = True
 
     async def install_package(self) -> int:
@@ -319,7 +327,8 @@ class FhirService:
         if gate is not None and gated:
             await gate.check_writes([(p.write.resource_type, p.write.id, p.resource)
                                      for p in prepared])
-        prepared = [*prepared, *follows]  # the server's, not checked against the user's tier
+        prepared = await self._with_ledger([*prepared, *follows])  # (follows: the server's,
+        # not checked against the user's tier)
         if audit is not None and gated:
             prepared = [*prepared, self.prepare_record(audit.written(
                 [(p.write.kind, p.write.resource_type, p.write.id) for p in prepared]))]
@@ -359,6 +368,20 @@ class FhirService:
             raise PayloadTooLarge(f"{error}: split it (a Binary's data can live outside the "
                                   "server, in an attachment's url)",
                                   place(error.resource_type, error.id)) from None
+
+    async def _with_ledger(self, prepared: list[Prepared]) -> list[Prepared]:
+        """The writes, the last referral write carrying the referral ledger's changes
+        (core/referral_ledger.py), kept in the same transaction."""
+        last = next((i for i in range(len(prepared) - 1, -1, -1)
+                     if prepared[i].write.resource_type in ("ServiceRequest", "Task")), None)
+        if last is None:
+            return prepared
+        changes = await self.ledger.changes([
+            (p.write.resource_type, p.write.id, p.resource) for p in prepared
+            if p.write.resource_type in ("ServiceRequest", "Task")])
+        moved = prepared[last]
+        prepared[last] = Prepared(replace(moved.write, records=tuple(changes)), moved.resource)
+        return prepared
 
     async def _referral_moves(self, prepared: Sequence[Prepared], gate: Gate | None,
                               places: dict[tuple[str, str], str]
@@ -605,6 +628,7 @@ class FhirService:
         def record(erased: list[tuple[str, str]]) -> list[Write]:
             return [self.prepare_record(erasure_record(erased)).write]
 
+        referral = await self.ledger.referral_of(resource_type, id)
         try:
             erased = await self.storage.expunge(resource_type, id, cascade, limit, record)
         except IntegrityError as error:
@@ -614,6 +638,7 @@ class FhirService:
                            f"more than {error.limit} resources", f"{resource_type}/{id}") from None
         if not erased:
             raise NotFound(f"{resource_type}/{id} is not known", f"{resource_type}/{id}")
+        await self.ledger.forget(erased, referral)
         return erased
 
     async def delete(self, resource_type: str, id: str,

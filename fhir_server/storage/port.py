@@ -47,6 +47,20 @@ MARK_STALE_SECONDS = 0.05  # how late ``data_mark`` may see another process's wr
 Linker = Callable[[int, int, int, str], bytes]
 
 
+def after_prefix(prefix: str) -> str:
+    """The least key above every key starting with ``prefix`` (a range's exclusive end)."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else chr(0x10FFFF)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordChange:
+    """A record kept (``value`` set) or removed (None) along with a commit's writes."""
+
+    kind: str
+    key: str
+    value: bytes | None
+
+
 @dataclass(frozen=True, slots=True)
 class Write:
     """One change inside an atomic commit."""
@@ -63,6 +77,7 @@ class Write:
     link: Linker | None = None  # set: a link of the audit chain, rendered by this instead
     index_later: bool = False  # its index rows are written by ``index_deferred``, not now
     updated_ms: int | None = None  # set: the version's time as it was (a migration), not now
+    records: tuple[RecordChange, ...] = ()  # records changed in the same transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,8 +320,15 @@ class Storage(Protocol):
     async def get_record(self, kind: str, key: str) -> bytes | None:
         """The value of an unexpired record, or None."""
 
-    async def list_records(self, kind: str) -> list[Record]:
-        """The unexpired records of a kind, by key."""
+    async def list_records(self, kind: str, prefix: str = "") -> list[Record]:
+        """The unexpired records of a kind (whose key starts with ``prefix``), by key."""
+
+    async def record_values(self, kind: str, prefix: str) -> list[bytes]:
+        """The values alone of ``list_records(kind, prefix)`` (a bulk read: no Record per
+        row)."""
+
+    async def change_records(self, changes: Sequence[RecordChange]) -> None:
+        """Keep or remove many records (no expiry) in one transaction."""
 
     async def delete_record(self, kind: str, key: str) -> bool:
         """Remove a record; whether there was one."""

@@ -44,6 +44,7 @@ from fhir_server.storage.port import (
     IntegrityError,
     Linker,
     Record,
+    RecordChange,
     Recorder,
     Reference,
     ReindexRows,
@@ -362,9 +363,16 @@ class SqliteStorage:
         with _translate():
             return records.get_record(self._reader(), self.clock(), kind, key)
 
-    async def list_records(self, kind: str) -> list[Record]:
+    async def list_records(self, kind: str, prefix: str = "") -> list[Record]:
         with _translate():
-            return records.list_records(self._reader(), self.clock(), kind)
+            return records.list_records(self._reader(), self.clock(), kind, prefix)
+
+    async def record_values(self, kind: str, prefix: str) -> list[bytes]:
+        with _translate():
+            return records.record_values(self._reader(), self.clock(), kind, prefix)
+
+    async def change_records(self, changes: Sequence[RecordChange]) -> None:
+        await self._in_writer(lambda conn: records.change_records(conn, changes))
 
     async def delete_record(self, kind: str, key: str) -> bool:
         return await self._in_writer(lambda conn: records.delete_record(conn, kind, key))
@@ -661,6 +669,7 @@ class SqliteStorage:
             self._written_mark = batch.seq
         check_unique(conn, writes, lambda key: self._pid(conn, key, create=False))
         self._check_integrity(conn, writes, options)
+        records.change_records(conn, [c for w in writes for c in w.records])
         return results
 
     @staticmethod

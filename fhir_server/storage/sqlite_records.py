@@ -4,8 +4,10 @@ export jobs. Writes run on the writer connection, inside its transaction."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
+from typing import Any
 
-from fhir_server.storage.port import Record
+from fhir_server.storage.port import Record, RecordChange, after_prefix
 
 LIVE = "(expires IS NULL OR expires > ?)"
 
@@ -26,10 +28,28 @@ def get_record(conn: sqlite3.Connection, now: int, kind: str, key: str) -> bytes
     return bytes(row[0]) if row else None
 
 
-def list_records(conn: sqlite3.Connection, now: int, kind: str) -> list[Record]:
-    rows = conn.execute(f"SELECT key, value, expires FROM records WHERE kind = ? AND {LIVE} "
-                        "ORDER BY key", (kind, now)).fetchall()
-    return [Record(key, bytes(value), expires) for key, value, expires in rows]
+def list_records(conn: sqlite3.Connection, now: int, kind: str, prefix: str) -> list[Record]:
+    return [Record(key, bytes(value), expires)
+            for key, value, expires in _listed(conn, now, kind, prefix, "key, value, expires")]
+
+
+def record_values(conn: sqlite3.Connection, now: int, kind: str, prefix: str) -> list[bytes]:
+    return [value for value, in _listed(conn, now, kind, prefix, "value")]
+
+
+def _listed(conn: sqlite3.Connection, now: int, kind: str, prefix: str,
+            columns: str) -> list[Any]:
+    return conn.execute(f"SELECT {columns} FROM records WHERE kind = ? AND key >= ? "
+                        f"AND key < ? AND {LIVE} ORDER BY key",
+                        (kind, prefix, after_prefix(prefix), now)).fetchall()
+
+
+def change_records(conn: sqlite3.Connection, changes: Sequence[RecordChange]) -> None:
+    """Keep (without expiry) or remove records: the ones a commit's writes carry."""
+    conn.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?, NULL)",
+                     [(c.kind, c.key, c.value) for c in changes if c.value is not None])
+    conn.executemany("DELETE FROM records WHERE kind = ? AND key = ?",
+                     [(c.kind, c.key) for c in changes if c.value is None])
 
 
 def delete_record(conn: sqlite3.Connection, kind: str, key: str) -> bool:

@@ -4,6 +4,7 @@ transactions, what rejection and completion need, and the ServiceRequest that fo
 from __future__ import annotations
 
 import copy
+import datetime as dt
 
 import pytest
 from referral_support import (
@@ -166,8 +167,9 @@ def test_acceptance_is_stamped_with_the_time_of_its_version_and_kept(demo):
     assert _accepted(task) == task["meta"]["lastUpdated"]
     started = move(demo, task, "in-progress").json()  # the client's body lacks the stamp
     assert _accepted(started) == task["meta"]["lastUpdated"]
-    found = demo.get("/Task", params={"accepted": task["meta"]["lastUpdated"][:10],
-                                      "_id": task["id"]}).json()
+    day = dt.datetime.fromisoformat(task["meta"]["lastUpdated"]).astimezone(
+        dt.timezone(dt.timedelta(hours=8))).date()  # (a day of the server's zone)
+    found = demo.get("/Task", params={"accepted": day.isoformat(), "_id": task["id"]}).json()
     assert found["total"] == 1
 
 

@@ -9,12 +9,15 @@ import random
 import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from support import Client, storage_url
 
 from fhir_server.app import build_app
 from fhir_server.config import Settings
+from fhir_server.core.referral_ledger import BUILT, KIND
+from fhir_server.storage.port import RecordChange, Storage
 
 BASE = "http://alliance-fhir.org/fhir"
 CS = f"{BASE}/CodeSystem"
@@ -278,3 +281,84 @@ def test_sent_referrals_are_stratified_by_receiver(alliance):
                     key = f"Organization/{m.receiver}"
                     expected_flows[key] = expected_flows.get(key, 0) + 1
             assert flows == expected_flows, (member, code)
+
+
+# -- the referral ledger (core/referral_ledger.py) kept by every kind of change -----------
+
+def _november(client: Client, period: str = "2026-11") -> dict[str, float | None]:
+    answer = client.get("/Organization/county/$referral-kpis", params={"period": period})
+    assert answer.status_code == 200, answer.text
+    return figures(answer.json())
+
+
+@pytest.fixture
+def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Client]:
+    settings = Settings(storage=storage_url(request, tmp_path, "ledger.db"), expunge=True)
+    with Client(build_app(settings)) as client:
+        answer = client.post("/", json={"resourceType": "Bundle", "type": "transaction",
+                                        "entry": [{"resource": r, "request": {
+                                            "method": "PUT",
+                                            "url": f"{r['resourceType']}/{r['id']}"}}
+                                            for r in ALLIANCE]})
+        assert answer.status_code == 200, answer.text
+        yield client
+
+
+def _made(id: str, status: str = "requested") -> Made:
+    authored = dt.datetime(2026, 11, 5, 9, 0, tzinfo=ZONE)
+    return Made(id, "up", "county", "lead", True, authored, status,
+                authored + dt.timedelta(minutes=30) if status == "accepted" else None)
+
+
+def test_edits_deletes_and_erasures_move_the_counts(fresh):
+    _write(fresh, _made("x1"))
+    _write(fresh, _made("x2", "rejected"))
+    assert (_november(fresh)["up-sent"], _november(fresh)["green-channel"]) == (2, 2)
+    referral = fresh.get("/ServiceRequest/x1").json()
+    referral["authoredOn"] = "2026-10-31T23:59:00+08:00"  # into October
+    assert fresh.put("/ServiceRequest/x1", json=referral).status_code == 200
+    assert (_november(fresh)["up-sent"], _november(fresh, "2026-10")["up-sent"]) == (1, 1)
+    referral["status"] = "entered-in-error"  # no longer counted anywhere
+    assert fresh.put("/ServiceRequest/x1", json=referral).status_code == 200
+    assert _november(fresh, "2026-10")["up-sent"] == 0
+    assert _november(fresh)["rejection-rate"] is None  # x2's rejection counts for the lead
+    lead = fresh.get("/Organization/lead/$referral-kpis", params={"period": "2026-11"})
+    assert figures(lead.json())["rejection-rate"] == 1
+    assert fresh.delete("/Task/t-x2").status_code in (200, 204)  # x2 stays, without a Task
+    lead = fresh.get("/Organization/lead/$referral-kpis", params={"period": "2026-11"})
+    assert (figures(lead.json())["up-received"], _november(fresh)["up-sent"]) == (0, 1)
+    assert fresh.post("/ServiceRequest/x2/$expunge").status_code == 200
+    assert _november(fresh)["up-sent"] == 0
+    _write(fresh, _made("x3", "accepted"))  # an erased Task: counted again without it
+    lead = fresh.get("/Organization/lead/$referral-kpis", params={"period": "2026-11"})
+    assert figures(lead.json())["accept-median-minutes"] == 30
+    assert fresh.post("/Task/t-x3/$expunge").status_code == 200
+    lead = fresh.get("/Organization/lead/$referral-kpis", params={"period": "2026-11"})
+    assert (figures(lead.json())["up-received"], _november(fresh)["up-sent"]) == (0, 1)
+
+
+def test_a_store_without_its_ledger_builds_it_at_start(request, tmp_path):
+    settings = Settings(storage=storage_url(request, tmp_path, "rebuilt.db"))
+    with Client(build_app(settings)) as client:
+        client.post("/", json={"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+            for r in ALLIANCE]})
+        for made in MADE[:12]:
+            _write(client, made)
+        before = client.get("/$referral-kpis", params={"period": "2026-11"}).json()
+        storage = client.app.router.context.service.storage
+        client.runner.run(_forget_ledger(storage))
+        emptied = client.get("/$referral-kpis", params={"period": "2026-11"}).json()
+        assert sum(figures(e["resource"])["up-sent"] for e in emptied["entry"]) == 0
+    with Client(build_app(settings)) as client:  # (the same store, started again)
+        after = client.get("/$referral-kpis", params={"period": "2026-11"}).json()
+    assert [e["resource"]["group"] for e in after["entry"]] == \
+        [e["resource"]["group"] for e in before["entry"]]
+    assert sum(figures(e["resource"])["up-sent"] for e in after["entry"]) > 0
+
+
+async def _forget_ledger(storage: Storage) -> None:
+    """What a store written before the ledger (or migrated) looks like."""
+    await storage.change_records([RecordChange(KIND, r.key, None)
+                                  for r in await storage.list_records(KIND)])
+    assert await storage.delete_record(BUILT, "state")

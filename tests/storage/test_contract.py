@@ -27,6 +27,7 @@ from fhir_server.storage.port import (
     Fact,
     HistoryQuery,
     IntegrityError,
+    RecordChange,
     Reference,
     Storage,
     VersionConflict,
@@ -362,6 +363,23 @@ def test_records_are_kept_listed_replaced_guarded_and_expire(store):
     assert store.put_record("jti", "gone", b"", future, only_new=True)  # free again
     assert store.delete_record("client", "a") and not store.delete_record("client", "a")
     assert [r.key for r in store.list_records("client")] == ["b"]
+
+
+def test_records_change_in_bulk_by_prefix_and_with_a_commit_only(store):
+    store.change_records([RecordChange("ledger", key, key.encode())
+                          for key in ("2026-10/a", "2026-11/b", "2026-11/c", "2026-12/d")])
+    assert [r.key for r in store.list_records("ledger", "2026-11/")] == ["2026-11/b",
+                                                                        "2026-11/c"]
+    assert store.record_values("ledger", "2026-11/") == [b"2026-11/b", b"2026-11/c"]
+    assert len(store.list_records("ledger")) == 4
+    kept = replace(put("Patient", "p"), records=(RecordChange("ledger", "2026-11/b", None),
+                                                 RecordChange("ledger", "2026-11/e", b"e")))
+    with pytest.raises(VersionConflict):  # the commit fails: its records stay as they were
+        store.commit([put("Patient", "q"), replace(kept, if_match=7)])
+    assert store.record_values("ledger", "2026-11/") == [b"2026-11/b", b"2026-11/c"]
+    store.commit([kept])
+    assert store.record_values("ledger", "2026-11/") == [b"2026-11/c", b"e"]
+    assert store.read("Patient", "q") is None
 
 
 def test_export_batches_show_each_resource_as_it_was_at_the_mark(store):

@@ -3,12 +3,14 @@ document per (kind, key) in ``records``."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from pymongo import DeleteOne, ReplaceOne
 from pymongo.errors import DuplicateKeyError
 
 from fhir_server.storage.mongo.layout import RECORDS, Database
-from fhir_server.storage.port import Record
+from fhir_server.storage.port import Record, RecordChange, after_prefix
 
 
 def _live(now: int) -> dict[str, Any]:
@@ -38,9 +40,28 @@ async def get_record(db: Database, now: int, kind: str, key: str) -> bytes | Non
     return bytes(found["value"]) if found else None
 
 
-async def list_records(db: Database, now: int, kind: str) -> list[Record]:
-    cursor = db[RECORDS].find({"kind": kind, **_live(now)}).sort("key", 1)
-    return [Record(d["key"], bytes(d["value"]), d["expires"]) async for d in cursor]
+async def list_records(db: Database, now: int, kind: str, prefix: str) -> list[Record]:
+    return [Record(d["key"], bytes(d["value"]), d["expires"])
+            async for d in _listed(db, now, kind, prefix, {"_id": 0})]
+
+
+async def record_values(db: Database, now: int, kind: str, prefix: str) -> list[bytes]:
+    return [bytes(d["value"]) async for d in _listed(db, now, kind, prefix,
+                                                     {"_id": 0, "value": 1})]
+
+
+def _listed(db: Database, now: int, kind: str, prefix: str,
+            fields: dict[str, int]) -> Any:
+    keys = {"$gte": prefix, "$lt": after_prefix(prefix)}
+    return db[RECORDS].find({"kind": kind, "key": keys, **_live(now)}, fields).sort("key", 1)
+
+
+def record_changes(changes: Sequence[RecordChange]) -> list[ReplaceOne[Any] | DeleteOne]:
+    """The bulk operations that keep (without expiry) or remove records."""
+    return [ReplaceOne({"_id": f"{c.kind}\x00{c.key}"}, {
+        "_id": f"{c.kind}\x00{c.key}", "kind": c.kind, "key": c.key, "value": c.value,
+        "expires": None}, upsert=True) if c.value is not None
+        else DeleteOne({"_id": f"{c.kind}\x00{c.key}"}) for c in changes]
 
 
 async def delete_record(db: Database, kind: str, key: str) -> bool:

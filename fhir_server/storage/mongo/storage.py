@@ -38,6 +38,7 @@ from fhir_server.storage.mongo.layout import (
     COUNTERS,
     HISTORY,
     INDEXES,
+    RECORDS,
     RESOURCES,
     SETTINGS,
     index_entries,
@@ -60,6 +61,7 @@ from fhir_server.storage.port import (
     HistoryQuery,
     IntegrityError,
     Record,
+    RecordChange,
     Recorder,
     ReindexRows,
     SearchPage,
@@ -528,9 +530,22 @@ class MongoStorage:
         async with translated():
             return await records.get_record(self.db, self.clock(), kind, key)
 
-    async def list_records(self, kind: str) -> list[Record]:
+    async def list_records(self, kind: str, prefix: str = "") -> list[Record]:
         async with translated():
-            return await records.list_records(self.db, self.clock(), kind)
+            return await records.list_records(self.db, self.clock(), kind, prefix)
+
+    async def record_values(self, kind: str, prefix: str) -> list[bytes]:
+        async with translated():
+            return await records.record_values(self.db, self.clock(), kind, prefix)
+
+    async def change_records(self, changes: Sequence[RecordChange]) -> None:
+        if not changes:
+            return
+
+        async def job(session: AsyncClientSession) -> None:
+            await self.db[RECORDS].bulk_write(records.record_changes(changes), ordered=True,
+                                              session=session)
+        await self._transaction(job)
 
     async def delete_record(self, kind: str, key: str) -> bool:
         async with translated():

@@ -21,16 +21,19 @@ from fhir_server.storage.mongo.layout import (
     CHAIN,
     COUNTERS,
     HISTORY,
+    RECORDS,
     RESOURCES,
     Database,
     binary,
     index_entries,
 )
+from fhir_server.storage.mongo.records import record_changes
 from fhir_server.storage.port import (
     AlreadyExists,
     CommitOptions,
     DuplicateIdentifier,
     IntegrityError,
+    RecordChange,
     Reference,
     ResourceTooLarge,
     StoredVersion,
@@ -73,9 +76,11 @@ class Commit:
     history: list[dict[str, Any]] = field(default_factory=list)
     links: list[dict[str, Any]] = field(default_factory=list)
     changed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    records: list[RecordChange] = field(default_factory=list)
 
     def apply(self, write: Write) -> StoredVersion:
         key = f"{write.resource_type}/{write.id}"
+        self.records += write.records
         row = self.current.get(key)
         version, deleted = (row["version"], row["deleted"]) if row else (0, True)
         if write.if_match is not None and (deleted or version != write.if_match):
@@ -146,6 +151,9 @@ class Commit:
                 [ReplaceOne({"_id": key}, document) if key in self.existing
                  else InsertOne(document) for key, document in self.changed.items()],
                 ordered=False, session=session)
+        if self.records:
+            await self.db[RECORDS].bulk_write(record_changes(self.records), ordered=True,
+                                              session=session)
         if self.links:
             await self.db[CHAIN].insert_many(self.links, session=session)
             await self.db[COUNTERS].update_one(
