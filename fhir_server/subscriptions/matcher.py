@@ -3,10 +3,13 @@
 The writes come from history (every version in commit order, ``Storage.versions``). For
 each Subscription on a written type, one search runs its criteria with the written ids
 (``_id``) and, when it has an owner, that user's gate (tiers as they are now): a subscriber
-is told only of what they could read. A resource is judged as it is when the batch is
-processed (normally milliseconds after its commit): a version superseded by then is judged
-by its successor. Deletions trigger nothing (a deleted resource matches no search);
-AuditEvents neither (their index rows are written later).
+is told only of what they could read. Criteria of equalities on tokens and references alone
+(``Task?owner=…&status=requested``), without an owner, are decided on the written versions'
+index rows, without a search: a resource is judged by the last version the batch holds.
+Searched, it is judged as it is when the batch is processed (normally milliseconds after
+its commit): a version superseded by then is judged by its successor. Deletions trigger
+nothing (a deleted resource matches no search); AuditEvents neither (their index rows are
+written later).
 """
 
 from __future__ import annotations
@@ -100,6 +103,9 @@ class Matcher:
                    if might_match(subscription.where, rows)]
             if not ids:
                 continue
+            if subscription.owner is None and decided(subscription.where):
+                found += [Hit(subscription, subscription.resource_type, id) for id in ids]
+                continue  # (the rows answered exactly: no search)
             where = (*subscription.where, IdMatch(tuple(sorted(ids))))
             if subscription.owner and self.gates is not None:
                 gate = await self.gates(subscription.owner)
@@ -128,6 +134,15 @@ def might_match(where: tuple[Node, ...], rows: IndexRows) -> bool:
                    for conjunction in node.any_of for value in values):
             return False
     return True
+
+
+def decided(where: tuple[Node, ...]) -> bool:
+    """Whether ``might_match`` answers exactly for these criteria: each an equality (or
+    list) on token or reference rows, none negated."""
+    return all(isinstance(node, IndexMatch) and not node.negate
+               and node.table in ("token", "reference")
+               and all(cmp.op in ("=", "in") for conjunction in node.any_of
+                       for cmp in conjunction) for node in where)
 
 
 def _holds(cmp: Cmp, row: dict[str, object]) -> bool:
