@@ -132,16 +132,19 @@ class ReferralLedger:
         or Task it writes, computed from what it writes and what is stored."""
         requests = {id: r for t, id, r in written if t == "ServiceRequest"}
         tasks = {id: r for t, id, r in written if t == "Task"}
+        task_of: dict[str, Resource] = {}  # referral id -> the Task this commit writes for it
         touched = set(requests)
         for id, task in tasks.items():
-            touched |= {focus for focus in (self._focus(task),
-                                            self._focus(await self._read("Task", id))) if focus}
-        changes = []
+            focus, was = self._focus(task), self._focus(await self._read("Task", id))
+            if focus and task is not None:
+                task_of[focus] = task
+            touched |= {f for f in (focus, was) if f}
+        changes: list[RecordChange] = []
+        skipped = set(tasks)
         for id in sorted(touched):
             before = await self._read("ServiceRequest", id)
             after = requests.get(id, before)
-            task = next((t for t in tasks.values() if t is not None and self._focus(t) == id),
-                        None) or await self._stored_task(id, set(tasks))
+            task = task_of.get(id) or await self._stored_task(id, skipped)
             old, new = self._authored_key(before), self.row(after, task)
             if old is not None and (new is None or new[0] != old):
                 changes.append(RecordChange(KIND, old, None))
