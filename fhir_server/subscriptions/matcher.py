@@ -58,6 +58,7 @@ class Matcher:
 
     def __init__(self, service: FhirService, gates: GateSource | None = None) -> None:
         self.service, self.gates = service, gates
+        self._screened: tuple[tuple[Active, ...], Screen] | None = None
 
     async def active(self) -> list[Active]:
         """The active Subscriptions (those whose criteria no longer parse are skipped)."""
@@ -83,24 +84,26 @@ class Matcher:
         return found
 
     async def hits(self, entries: list[HistoryEntry], subscriptions: list[Active]) -> list[Hit]:
-        checked: dict[str, set[str]] = {}  # type -> the parameters the filter reads
-        for subscription in subscriptions:
-            checked.setdefault(subscription.resource_type, set()).update(
-                n.param for n in subscription.where if isinstance(n, IndexMatch))
+        screen = self._screen(subscriptions)
         written: dict[str, dict[str, IndexRows]] = {}
         for entry in entries:  # the last version of each, with the index rows checked
             stored = entry.version
-            if stored.resource_type in checked and stored.resource_type not in UNWATCHED:
+            checked = screen.checked.get(stored.resource_type)
+            if checked is not None and stored.resource_type not in UNWATCHED:
                 kept = written.setdefault(stored.resource_type, {})
                 kept.pop(stored.id, None)
                 if entry.method != "DELETE":
                     kept[stored.id] = self.service.indexer.rows(
-                        jsonbytes.loads(stored.content),
-                        frozenset(checked[stored.resource_type]))
+                        jsonbytes.loads(stored.content), checked)
+        triggered: dict[str, list[str]] = {}  # Subscription id -> the ids it may match
+        for rtype, resources in written.items():
+            for id, rows in resources.items():
+                for subscription in screen.candidates(rtype, rows):
+                    if might_match(subscription.where, rows):
+                        triggered.setdefault(subscription.id, []).append(id)
         found = []
         for subscription in subscriptions:
-            ids = [id for id, rows in written.get(subscription.resource_type, {}).items()
-                   if might_match(subscription.where, rows)]
+            ids = triggered.get(subscription.id)
             if not ids:
                 continue
             if subscription.owner is None and decided(subscription.where):
@@ -116,6 +119,64 @@ class Matcher:
                 Query((subscription.resource_type,), where, count=len(ids)))
             found += [Hit(subscription, subscription.resource_type, m.id) for m in page.matches]
         return found
+
+    def _screen(self, subscriptions: list[Active]) -> Screen:
+        """The screen of these Subscriptions (built again unless they are the very same
+        objects as last time)."""
+        kept = self._screened
+        if kept is None or len(kept[0]) != len(subscriptions) \
+                or any(a is not b for a, b in zip(kept[0], subscriptions, strict=True)):
+            kept = self._screened = (tuple(subscriptions), Screen(subscriptions))
+        return kept[1]
+
+
+class Screen:
+    """Finds the Subscriptions a written resource may trigger without trying each one: a
+    Subscription with an equality on a token or a reference (``owner=Organization/x``) is
+    filed under that value, and a resource's rows look their values up; the others are
+    tried on every write of their type."""
+
+    def __init__(self, subscriptions: list[Active]) -> None:
+        self.checked: dict[str, frozenset[str]] = {}  # type -> the parameters read
+        self.filed: dict[tuple[str, tuple[tuple[str, object], ...]], list[Active]] = {}
+        self.shapes: dict[str, dict[tuple[str, str], set[tuple[str, ...]]]] = {}
+        self.always: dict[str, list[Active]] = {}
+        for subscription in subscriptions:
+            rtype = subscription.resource_type
+            self.checked[rtype] = self.checked.get(rtype, frozenset()) | {
+                n.param for n in subscription.where if isinstance(n, IndexMatch)}
+            probe = _probe(subscription.where)
+            if probe is None:
+                self.always.setdefault(rtype, []).append(subscription)
+                continue
+            table, param, pairs = probe
+            self.shapes.setdefault(rtype, {}).setdefault((table, param), set()).add(
+                tuple(column for column, _ in pairs))
+            self.filed.setdefault((param, pairs), []).append(subscription)
+
+    def candidates(self, rtype: str, rows: IndexRows) -> list[Active]:
+        found = list(self.always.get(rtype, ()))
+        for (table, param), shapes in self.shapes.get(rtype, {}).items():
+            columns = TABLES[table]
+            for key, row in rows.get(table, ()):
+                if key != param:
+                    continue
+                value = dict(zip(columns, row, strict=True))
+                for shape in shapes:
+                    found += self.filed.get((param, tuple((c, value[c]) for c in shape)), ())
+        return list({id(s): s for s in found}.values())
+
+
+def _probe(where: tuple[Node, ...]) -> tuple[str, str, tuple[tuple[str, object], ...]] | None:
+    """The first equality of criteria on one token or reference value, as (table,
+    parameter, sorted (column, value) pairs)."""
+    for node in where:
+        if isinstance(node, IndexMatch) and not node.negate and len(node.any_of) == 1 \
+                and node.table in ("token", "reference") \
+                and all(cmp.op == "=" for cmp in node.any_of[0]):
+            return node.table, node.param, tuple(sorted(
+                (cmp.column, cmp.value) for cmp in node.any_of[0]))
+    return None
 
 
 def might_match(where: tuple[Node, ...], rows: IndexRows) -> bool:
