@@ -23,7 +23,7 @@ from fhir_server.core.service import FhirService
 from fhir_server.core.subscription_rules import OWNER, headers_of, parse_criteria
 from fhir_server.search.extract import IndexRows
 from fhir_server.search.plan import TABLES, Cmp, IdMatch, IndexMatch, Node, Query
-from fhir_server.storage.port import HistoryEntry
+from fhir_server.storage.port import HistoryEntry, Match
 
 GateSource = Callable[[str], Awaitable[Gate | None]]  # owner "Type/id" -> their gate
 MAX_SUBSCRIPTIONS = 10_000
@@ -59,29 +59,44 @@ class Matcher:
     def __init__(self, service: FhirService, gates: GateSource | None = None) -> None:
         self.service, self.gates = service, gates
         self._screened: tuple[tuple[Active, ...], Screen] | None = None
+        self._parsed: tuple[int, dict[str, tuple[bytes, Active | None]]] = (-1, {})
 
     async def active(self) -> list[Active]:
-        """The active Subscriptions (those whose criteria no longer parse are skipped)."""
+        """The active Subscriptions (those whose criteria no longer parse are skipped);
+        each version is read once (kept by its stored bytes while the search parameters
+        stay the same)."""
         service = self.service
+        if self._parsed[0] != service.search_generation:
+            self._parsed = (service.search_generation, {})
+        known = self._parsed[1]
         status = service.searcher.parse(("Subscription",), [("status", "active")]).query
         page = await service.storage.search(Query(("Subscription",), status.where,
                                                   count=MAX_SUBSCRIPTIONS))
         found = []
         for match in page.matches:
-            resource = jsonbytes.loads(match.content)
-            criteria = str(resource.get("criteria", ""))
-            try:
-                query = parse_criteria(service.searcher, criteria, service.registry.is_supported)
-            except Exception:  # (a parameter removed since: the Subscription waits)
-                continue
-            channel = resource.get("channel") or {}
-            owner = next((str((e.get("valueReference") or {}).get("reference"))
-                          for e in resource.get("extension") or () if e.get("url") == OWNER),
-                         None)
-            found.append(Active(match.id, query.types[0], query.where, str(channel.get("type")),
-                                str(channel.get("endpoint") or ""), channel.get("payload"),
-                                tuple(headers_of(resource)), owner))
+            kept = known.get(match.id)
+            if kept is None or kept[0] != match.content:
+                kept = known[match.id] = (match.content, self._active(match))
+            if kept[1] is not None:
+                found.append(kept[1])
+        for gone in known.keys() - {m.id for m in page.matches}:
+            del known[gone]
         return found
+
+    def _active(self, match: Match) -> Active | None:
+        service = self.service
+        resource = jsonbytes.loads(match.content)
+        criteria = str(resource.get("criteria", ""))
+        try:
+            query = parse_criteria(service.searcher, criteria, service.registry.is_supported)
+        except Exception:  # (a parameter removed since: the Subscription waits)
+            return None
+        channel = resource.get("channel") or {}
+        owner = next((str((e.get("valueReference") or {}).get("reference"))
+                      for e in resource.get("extension") or () if e.get("url") == OWNER), None)
+        return Active(match.id, query.types[0], query.where, str(channel.get("type")),
+                      str(channel.get("endpoint") or ""), channel.get("payload"),
+                      tuple(headers_of(resource)), owner)
 
     async def hits(self, entries: list[HistoryEntry], subscriptions: list[Active]) -> list[Hit]:
         screen = self._screen(subscriptions)
