@@ -75,6 +75,7 @@ class Notifier:
         self._socket_cursor: int | None = None  # history read for the sockets up to here
         self._retry_at: int | None = 0  # when the outbox has something due (None: empty)
         self._active: list[Active] | None = None
+        self._stale = False  # a socket bound while the active Subscriptions were read
         self._holding, self._lease_checked = False, 0  # the dispatcher's lease, as last seen
         self._cursor: int | None = None  # (while holding the lease) history read up to here
         self._kept = 0.0  # when the cursor was last stored
@@ -122,10 +123,16 @@ class Notifier:
         return more
 
     async def _subscriptions(self, entries: list[HistoryEntry]) -> list[Active]:
-        """The active Subscriptions, read again when a batch writes one."""
-        if self._active is None or any(e.version.resource_type == "Subscription"
-                                       for e in entries):
-            self._active = await self.matcher.active()
+        """The active Subscriptions, read again when a batch writes one, or when a socket
+        bound meanwhile (even while they were being read: that read may predate the
+        Subscription the socket bound)."""
+        if any(e.version.resource_type == "Subscription" for e in entries):
+            self._active = None
+        while self._active is None:
+            self._stale = False
+            found = await self.matcher.active()
+            if not self._stale:
+                self._active = found
         return self._active
 
     # -- websocket ---------------------------------------------------------------------
@@ -153,7 +160,7 @@ class Notifier:
         """A socket binds: follow history for the sockets from now on (if not already),
         and read the active Subscriptions again (it may have been created on another
         worker, in history this worker's sockets never read)."""
-        self._active = None
+        self._active, self._stale = None, True
         if self._socket_cursor is None:
             self._socket_cursor = await self.storage.snapshot_mark()
 
