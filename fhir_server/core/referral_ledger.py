@@ -13,8 +13,8 @@ parameters (the one definition of each), so the KPIs follow the search API's rea
   server's zone) and holds [direction, requester, owner, green channel, authored ms,
   accepted ms, rejected].
 A store written before the ledger existed, or migrated (rows are not copied), gets its rows
-at start-up (``ensure``). An erased (``$expunge``) ServiceRequest or Task leaves the ledger
-through ``forget``.
+at start-up (``ensure``); ``$reindex`` builds them again. An erased (``$expunge``)
+ServiceRequest or Task leaves the ledger through ``forget``.
 """
 
 from __future__ import annotations
@@ -188,11 +188,12 @@ class ReferralLedger:
 
     # -- building ------------------------------------------------------------------------
 
-    async def ensure(self) -> int:
+    async def ensure(self, rebuild: bool = False) -> int:
         """Build the rows when the store has none from these rules and zone (written
-        before the ledger, or migrated); return how many were built."""
+        before the ledger, or migrated), or when asked (``$reindex``: the parameters may
+        read differently); return how many were built."""
         state = orjson.dumps({"version": VERSION, "zone": str(self.zone)})
-        if await self.storage.get_record(BUILT, "state") == state:
+        if not rebuild and await self.storage.get_record(BUILT, "state") == state:
             return 0
         changes = [RecordChange(KIND, r.key, None)
                    for r in await self.storage.list_records(KIND)]

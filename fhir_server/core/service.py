@@ -172,13 +172,15 @@ class FhirService:
         await self.storage.close()
 
     async def reindex(self, batch_size: int = 500) -> int:
-        """Rebuild every current resource's index rows (``$reindex``); return how many."""
+        """Rebuild every current resource's index rows (``$reindex``), and the referral
+        ledger, read through them; return how many resources."""
         done, after = 0, 0
         while True:
             last, count = await self.storage.reindex_batch(
                 after, batch_size, lambda content: self.indexer.rows(jsonbytes.loads(content)))
             done += count
             if last is None:
+                await self.ledger.ensure(rebuild=True)
                 return done
             after = last
 

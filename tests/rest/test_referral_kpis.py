@@ -350,6 +350,11 @@ def test_a_store_without_its_ledger_builds_it_at_start(request, tmp_path):
         client.runner.run(_forget_ledger(storage))
         emptied = client.get("/$referral-kpis", params={"period": "2026-11"}).json()
         assert sum(figures(e["resource"])["up-sent"] for e in emptied["entry"]) == 0
+        assert client.post("/$reindex").status_code == 200  # builds it again
+        again = client.get("/$referral-kpis", params={"period": "2026-11"}).json()
+        assert [e["resource"]["group"] for e in again["entry"]] == \
+            [e["resource"]["group"] for e in before["entry"]]
+        client.runner.run(_forget_ledger(storage))
     with Client(build_app(settings)) as client:  # (the same store, started again)
         after = client.get("/$referral-kpis", params={"period": "2026-11"}).json()
     assert [e["resource"]["group"] for e in after["entry"]] == \
