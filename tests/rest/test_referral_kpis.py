@@ -130,17 +130,20 @@ def _write(client: Client, made: Made) -> None:
         assert answer.status_code == 200, answer.text
 
 
+def _found(client: Client) -> None:
+    """The alliance's organisations, roles, affiliations and patient, in one transaction."""
+    answer = client.post("/", json={"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+        for r in ALLIANCE]})
+    assert answer.status_code == 200, answer.text
+
+
 @pytest.fixture(scope="module")
 def alliance(request: pytest.FixtureRequest,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     settings = Settings(storage=storage_url(request, tmp_path_factory.mktemp("kpi"), "kpi.db"))
     with Client(build_app(settings)) as client:
-        answer = client.post("/", json={"resourceType": "Bundle", "type": "transaction",
-                                        "entry": [{"resource": r, "request": {
-                                            "method": "PUT",
-                                            "url": f"{r['resourceType']}/{r['id']}"}}
-                                            for r in ALLIANCE]})
-        assert answer.status_code == 200, answer.text
+        _found(client)
         for made in MADE:
             _write(client, made)
         yield client
@@ -295,12 +298,7 @@ def _november(client: Client, period: str = "2026-11") -> dict[str, float | None
 def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Client]:
     settings = Settings(storage=storage_url(request, tmp_path, "ledger.db"), expunge=True)
     with Client(build_app(settings)) as client:
-        answer = client.post("/", json={"resourceType": "Bundle", "type": "transaction",
-                                        "entry": [{"resource": r, "request": {
-                                            "method": "PUT",
-                                            "url": f"{r['resourceType']}/{r['id']}"}}
-                                            for r in ALLIANCE]})
-        assert answer.status_code == 200, answer.text
+        _found(client)
         yield client
 
 
@@ -340,9 +338,7 @@ def test_edits_deletes_and_erasures_move_the_counts(fresh):
 def test_a_store_without_its_ledger_builds_it_at_start(request, tmp_path):
     settings = Settings(storage=storage_url(request, tmp_path, "rebuilt.db"))
     with Client(build_app(settings)) as client:
-        client.post("/", json={"resourceType": "Bundle", "type": "transaction", "entry": [
-            {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
-            for r in ALLIANCE]})
+        _found(client)
         for made in MADE[:12]:
             _write(client, made)
         before = client.get("/$referral-kpis", params={"period": "2026-11"}).json()
