@@ -49,9 +49,12 @@ end
 """
 
 
-def wrk(url: str, seconds: int, connections: int, script: Path | None = None) -> float:
+def wrk(url: str, seconds: int, connections: int, script: Path | None = None,
+        headers: dict[str, str] | None = None) -> float:
     """Requests per second that wrk measured (one thread: the other core serves)."""
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    for name, value in (headers or {}).items():
+        command[1:1] = ["-H", f"{name}: {value}"]
     if script:
         command[1:1] = ["-s", str(script)]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout

@@ -16,14 +16,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import orjson
+from bench_core import start, stop, wait_for, wrk
 from joserfc import jwt
 from joserfc.jwk import RSAKey
+from server_process import free_port
 
 from fhir_server.app import build_app, build_service, open_storage
 from fhir_server.auth.server_key import server_key
@@ -117,6 +120,42 @@ async def index_backlog(settings: Settings) -> tuple[int, float]:
     return done, done / (time.perf_counter() - started)
 
 
+SERVER_RUNS = [("auth off", {}, ""),
+               ("user, tier alliance, access audit off",
+                {"FHIR_AUTH": "smart", "FHIR_DEV_TOKENS": "true", "FHIR_AUDIT_ACCESS": "false"},
+                "all"),
+               *[(f"user, tier {user}, every access audited",
+                  {"FHIR_AUTH": "smart", "FHIR_DEV_TOKENS": "true"}, user)
+                 for user in ("all", "org", "own")]]
+
+
+def over_http(db: Path, users: dict[str, str], workers: int, seconds: int) -> None:
+    """The same comparison against a real server process (uvicorn), wrk -c8 one thread."""
+    print(f"\nover HTTP: `alliance-fhir serve --workers {workers}`, wrk -t1 -c{CONCURRENCY} "
+          f"-d{seconds}s\n| who | read by id req/s (ratio) | search mix req/s (ratio) |\n"
+          "| --- | --- | --- |")
+    base: dict[str, float] = {}
+    for who, env, user in SERVER_RUNS:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/fhir"
+        server = start([sys.executable, "-m", "fhir_server", "serve", "--port", str(port),
+                        "--storage", f"sqlite:///{db}", "--workers", str(workers),
+                        "--log-level", "warning"],
+                       {"FHIR_METRICS": "false", "FHIR_ACCESS_LOG": "false", **env})
+        headers = {"Authorization": f"Bearer {users[user]}"} if user else {}
+        try:
+            wait_for(f"{url}/metadata", settle=2)
+            wrk(f"{url}/Patient/p0", 2, CONCURRENCY, headers=headers)  # warm
+            reads = wrk(f"{url}/Patient/p0", seconds, CONCURRENCY, headers=headers)
+            searches = statistics.mean(wrk(f"{url}/{p}", seconds, CONCURRENCY,
+                                           headers=headers) for p in SEARCHES)
+        finally:
+            stop(server)
+        base = base or {"read": reads, "search": searches}
+        print(f"| {who} | {reads:,.0f} ({reads / base['read']:.2f}×) | "
+              f"{searches:,.0f} ({searches / base['search']:.2f}×) |")
+
+
 def verification_cost() -> float:
     """µs to verify one RS256 user token (signature and claims), as for each new token."""
     key = RSAKey.generate_key(2048, auto_kid=True)
@@ -139,6 +178,12 @@ def main() -> None:
                         help="the organisation manages one patient in this many")
     parser.add_argument("--own-every", type=int, default=100,
                         help="the own-patients user is the GP of one patient in this many")
+    parser.add_argument("--http", action="store_true",
+                        help="also against a real server process with wrk")
+    parser.add_argument("--only-http", action="store_true",
+                        help="only against a real server process with wrk")
+    parser.add_argument("--workers", type=int, default=1, help="server workers (--http)")
+    parser.add_argument("--seconds", type=int, default=5, help="each wrk run (--http)")
     args = parser.parse_args()
     canonical_unit("mg")  # the UCUM registry built now, not in a thread during the first run
     with tempfile.TemporaryDirectory() as work:
@@ -151,6 +196,10 @@ def main() -> None:
         print(f"loaded {args.patients * 5:,} resources in {time.perf_counter() - started:.0f} s")
         on = replace(off, auth="smart", dev_tokens=True)
         users = asyncio.run(tokens(on))
+        if args.http or args.only_http:
+            over_http(db, users, args.workers, args.seconds)
+        if args.only_http:
+            return
         print("| who | read by id req/s (ratio) | search mix req/s (ratio) |\n| --- | --- | --- |")
         base: dict[str, float] = {}
         quiet = replace(on, audit_access=False)

@@ -67,6 +67,7 @@ class AuditTrail:
 
     async def _store(self) -> None:
         try:
+            await asyncio.sleep(0)  # the events of the requests ready now join this batch
             while self._waiting:
                 batch, self._waiting = self._waiting, []
                 try:

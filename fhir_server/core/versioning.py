@@ -19,8 +19,12 @@ DATE_TIME = re.compile(
 
 def format_instant(ms: int) -> str:
     """Epoch milliseconds as a FHIR instant, e.g. ``2026-11-25T10:42:08.123Z``."""
-    moment = datetime.fromtimestamp(ms / 1000, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    return f"{_instant_second(ms // 1000)}{ms % 1000:03d}Z"
+
+
+@lru_cache(maxsize=4096)
+def _instant_second(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
 
 
 def http_date(ms: int) -> str:

@@ -6,6 +6,11 @@ leaves the others intact) and commits once: one fsync carries many requests. Poi
 run inline on the caller's thread (a page-cache hit costs microseconds, less than a thread
 hop); history and listings run on a small reader pool. With ``synchronous=NORMAL`` in WAL
 an acknowledged write survives ``kill -9``; ``durability="full"`` also survives power loss.
+
+A commit of the server's own audit records alone (new links of the audit chain) is applied
+on the caller's thread when SQLite's write lock is free at once, else it queues for the
+writer like any other: a hop to the writer thread and back costs two GIL handoffs with the
+event loop, several times the few inserts themselves (see benchmarks/RESULTS.md, issue 15).
 """
 
 from __future__ import annotations
@@ -199,6 +204,7 @@ class SqliteStorage:
         self._group_observer: GroupObserver | None = None
         self._mark = (0, -MARK_STALE_SECONDS)  # (data mark, when read: time.monotonic())
         self._written_mark: int | None = None  # the mark the open write transaction sets
+        self._inline: sqlite3.Connection | None = None  # audit records on the caller's thread
 
     # -- connections -------------------------------------------------------------------
 
@@ -262,6 +268,7 @@ class SqliteStorage:
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
+        self._inline = None
 
     # -- reads -------------------------------------------------------------------------
 
@@ -463,7 +470,41 @@ class SqliteStorage:
                      conditions: Sequence[Condition] = ()) -> list[StoredVersion]:
         if self._writer is None:
             raise StorageError("storage is not open")
+        if self.synchronous == "NORMAL" and writes and not conditions and all(
+                w.link is not None and w.kind == "create" for w in writes):
+            stored = self._apply_inline(writes, options)
+            if stored is not None:
+                return stored
         return await self._in_writer(lambda conn: self._apply(conn, writes, options, conditions))
+
+    def _apply_inline(self, writes: Sequence[Write],
+                      options: CommitOptions) -> list[StoredVersion] | None:
+        """New audit records committed on this thread, or None when the write lock is held
+        (by the writer thread, or another process): then they wait for the writer. Only
+        with ``synchronous=NORMAL`` (no fsync on commit, so the event loop never waits for
+        the disk), and this connection never checkpoints (the writer's does)."""
+        conn = self._inline
+        if conn is None:
+            with _translate():
+                conn = self._inline = self._connect()
+                conn.execute("PRAGMA busy_timeout=0")
+                conn.execute("PRAGMA wal_autocheckpoint=0")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:  # busy: the lock is someone else's
+            return None
+        try:
+            stored = self._apply(conn, writes, options, ())
+            conn.execute("COMMIT")
+        except sqlite3.Error as fault:
+            conn.execute("ROLLBACK")
+            raise StorageError(f"sqlite: {fault}") from fault
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        if self._group_observer is not None:
+            self._group_observer(1)
+        return stored
 
     async def expunge(self, resource_type: str, id: str, cascade: bool = False,
                       limit: int = 1000, record: Recorder | None = None,
