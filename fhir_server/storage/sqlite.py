@@ -72,6 +72,9 @@ log = logging.getLogger("fhir_server")
 Job = tuple[Callable[[sqlite3.Connection], Any], "Future[Any]"]
 PROGRESS_STEPS = 4_000  # SQLite VM steps between checks of a search's deadline
 MAX_GROUP = 256  # commits merged into one SQLite transaction at most
+INLINE_PATIENCE = 0.02  # seconds audit records wait for a free write lock, then the writer's
+INLINE_POLL = 0.0005  # seconds between their tries
+CHECKPOINT_EVERY = 1000  # inline commits between the writer's WAL checkpoints
 ANALYZE_EVERY = 20_000  # commits between statistics refreshes
 INSERT_ROWS = {table: f"INSERT OR IGNORE INTO idx_{table} (pid, {', '.join(columns)}, rid)"
                for table, columns in TABLES.items()}
@@ -205,6 +208,8 @@ class SqliteStorage:
         self._mark = (0, -MARK_STALE_SECONDS)  # (data mark, when read: time.monotonic())
         self._written_mark: int | None = None  # the mark the open write transaction sets
         self._inline: sqlite3.Connection | None = None  # audit records on the caller's thread
+        self._inline_commits = 0
+        self._checkpoint_due = False  # set by inline commits, done by the writer
 
     # -- connections -------------------------------------------------------------------
 
@@ -472,7 +477,10 @@ class SqliteStorage:
             raise StorageError("storage is not open")
         if self.synchronous == "NORMAL" and writes and not conditions and all(
                 w.link is not None and w.kind == "create" for w in writes):
-            stored = self._apply_inline(writes, options)
+            deadline = time.monotonic() + INLINE_PATIENCE
+            while (stored := self._apply_inline(writes, options)) is None \
+                    and time.monotonic() < deadline:
+                await asyncio.sleep(INLINE_POLL)  # (meanwhile the loop serves others)
             if stored is not None:
                 return stored
         return await self._in_writer(lambda conn: self._apply(conn, writes, options, conditions))
@@ -480,9 +488,11 @@ class SqliteStorage:
     def _apply_inline(self, writes: Sequence[Write],
                       options: CommitOptions) -> list[StoredVersion] | None:
         """New audit records committed on this thread, or None when the write lock is held
-        (by the writer thread, or another process): then they wait for the writer. Only
-        with ``synchronous=NORMAL`` (no fsync on commit, so the event loop never waits for
-        the disk), and this connection never checkpoints (the writer's does)."""
+        (by the writer thread, or another process): the caller tries again a few times,
+        then queues them for the writer (whose wait for a lock sleeps in steps of
+        milliseconds). Only with ``synchronous=NORMAL`` (no fsync on commit: the event loop
+        never waits for the disk). This connection never checkpoints; every
+        ``CHECKPOINT_EVERY`` commits it asks the writer to."""
         conn = self._inline
         if conn is None:
             with _translate():
@@ -491,8 +501,10 @@ class SqliteStorage:
                 conn.execute("PRAGMA wal_autocheckpoint=0")
         try:
             conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError:  # busy: the lock is someone else's
-            return None
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                raise StorageError(f"sqlite: {error}") from error
+            return None  # the lock is someone else's
         try:
             stored = self._apply(conn, writes, options, ())
             conn.execute("COMMIT")
@@ -504,6 +516,10 @@ class SqliteStorage:
             raise
         if self._group_observer is not None:
             self._group_observer(1)
+        self._inline_commits += 1
+        if self._inline_commits % CHECKPOINT_EVERY == 0:  # a read-only load writes only
+            self._checkpoint_due = True  # audit records: the WAL would grow without end
+            self._queue.put((lambda conn: None, Future()))  # (wakes the writer)
         return stored
 
     async def expunge(self, resource_type: str, id: str, cascade: bool = False,
@@ -615,6 +631,12 @@ class SqliteStorage:
             self._run_group(conn, group)
             self._since_analyze += len(group)
             del group  # else the last group's writes and results live on while idle
+            if self._checkpoint_due:
+                self._checkpoint_due = False
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:  # the next one catches up
+                    log.warning("checkpointing the SQLite WAL failed", exc_info=True)
             if self._since_analyze >= ANALYZE_EVERY:
                 self._since_analyze = 0
                 try:

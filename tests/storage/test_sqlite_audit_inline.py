@@ -5,11 +5,13 @@ way, nothing lost."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 
 import orjson
 
+from fhir_server.storage import sqlite as sqlite_module
 from fhir_server.storage.port import Write
 from fhir_server.storage.sqlite import SqliteStorage
 
@@ -72,3 +74,24 @@ def test_full_durability_commits_audit_records_on_the_writer(tmp_path):
 
     asyncio.run(run())
     assert threads == ["sqlite-writer"]
+
+
+def test_inline_commits_have_the_writer_checkpoint_the_wal(tmp_path, monkeypatch):
+    """A read-only load writes only audit records, on the event loop's connection, which
+    never checkpoints: the writer copies the WAL into the database every so often."""
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_EVERY", 3)
+    path = tmp_path / "wal.db"
+    storage = SqliteStorage(f"sqlite:///{path}")
+
+    async def run() -> tuple[int, int]:
+        await storage.open()
+        before = os.path.getsize(path)
+        for n in range(3):
+            await storage.commit([_link(f"e{n}-{k}") for k in range(50)])
+        await asyncio.sleep(0.3)
+        after = os.path.getsize(path)
+        await storage.close()
+        return before, after
+
+    before, after = asyncio.run(run())
+    assert after > before  # pages copied from the WAL into the database file
