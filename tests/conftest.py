@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import mongo_child
 import pytest
 from mongo_server import mongo_server
 from support import Client, load_demo, storage_url
@@ -28,6 +29,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         marker = item.get_closest_marker("sqlite_only")
         if marker is not None:
             item.add_marker(pytest.mark.skip(reason=f"SQLite only: {marker.args[0]}"))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    mongo_child.start(session.config, session.items)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    mongo_child.stop(config)
 
 
 @pytest.fixture(scope="session")
