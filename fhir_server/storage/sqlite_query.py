@@ -26,6 +26,7 @@ from dataclasses import replace
 from typing import Any
 
 from fhir_server.search.plan import (
+    AnyOf,
     Chain,
     Cursor,
     Has,
@@ -41,6 +42,7 @@ from fhir_server.storage.port import Fact, Match, SearchPage
 from fhir_server.storage.sqlite_merge import Run, head_runs, merged_rids, value_runs
 from fhir_server.storage.sqlite_search import (
     SqlCompiler,
+    long_list,
     per_resource,
     plain_code,
 )
@@ -288,7 +290,7 @@ class SearchRunner:
             if isinstance(node, Has) and len(node.where) == 1 \
                     and isinstance(node.where[0], IndexMatch):
                 counted.append((node.where[0], (node.source_type,)))
-            elif per_resource(node):
+            elif per_resource(node) or long_list(node):
                 counted.append((node, query.types))
             else:
                 return False
@@ -301,6 +303,13 @@ class SearchRunner:
         value = self._one_token_value(node) if isinstance(node, IndexMatch) else None
         if value is not None:
             return self._token_count(value)
+        if isinstance(node, AnyOf):  # each alternative counted (listing their union would
+            found = 0  # read every match of a long list first)
+            for child in node.nodes:
+                found += self._bounded_count(child, types, bound - found)
+                if found > bound:
+                    break
+            return found
         listed, params = self._listed(node, types)
         return self._count_rows(f"{listed} LIMIT {bound + 1}", params)
 

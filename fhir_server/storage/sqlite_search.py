@@ -70,6 +70,22 @@ def checkable(node: Node) -> bool:
     return isinstance(node, IndexMatch) and node.table in RID_INDEXED and not node.negate
 
 
+def long_list(node: Node) -> bool:
+    """A criterion naming a long list of ids or references (an access tier's patients),
+    alone or among alternatives: its matches grow with the list, so it is better checked
+    for the resources a walk or another criterion finds (by rid, against the list, which
+    SQLite holds once as a set) than listed."""
+    if isinstance(node, IdMatch):
+        return not node.negate and len(node.ids) > LISTED_VALUES
+    if isinstance(node, IndexMatch):
+        return checkable(node) and any(c.op == "in" and len(c.value) > LISTED_VALUES
+                                       for conjunction in node.any_of for c in conjunction)
+    if isinstance(node, AnyOf):
+        return any(long_list(n) for n in node.nodes) and all(
+            long_list(n) or checkable(n) or isinstance(n, OfType) for n in node.nodes)
+    return False
+
+
 def plain_code(conjunction: Conjunction) -> tuple[str, str | None] | None:
     """(code, system or None) of a token alternative that is a code equality, with or
     without a system equality; None for anything else."""
@@ -114,6 +130,9 @@ class SqlCompiler:
             if (len(nodes) > 1 and per_resource(node)) \
                     or (self.systems is not None and checkable(node)):
                 sql, values = self._probe(node, alias)  # type: ignore[arg-type]
+            elif long_list(node) and (self.systems is not None or any(
+                    not (per_resource(n) or long_list(n)) for n in nodes)):
+                sql, values = self.check(node, alias)  # (something else finds candidates)
             else:
                 sql, values = self.node(node, alias)
             parts.append(sql)
@@ -129,13 +148,14 @@ class SqlCompiler:
             return (f"{alias}.rid {operator} (SELECT rid FROM {table} WHERE pid = ?)",
                     [self.pid(node.param)])
         if isinstance(node, IdMatch):
-            marks = ", ".join("?" * len(node.ids)) or "NULL"
             operator = "NOT IN" if node.negate else "IN"
             if node.types:  # by the (type, id) index, not by checking every resource's id
                 kinds = ", ".join("?" * len(node.types))
+                ids, params = _in("id", node.ids)
                 return (f"{alias}.rid {operator} (SELECT rid FROM resources WHERE type IN "
-                        f"({kinds}) AND id IN ({marks}))", [*node.types, *node.ids])
-            return f"{alias}.id {operator} ({marks})", list(node.ids)
+                        f"({kinds}) AND {ids})", [*node.types, *params])
+            ids, params = _in(f"{alias}.id", node.ids)
+            return (f"NOT ({ids})" if node.negate else ids), params
         if isinstance(node, OfType):
             return f"{alias}.type IN ({', '.join('?' * len(node.types))})", list(node.types)
         if isinstance(node, LastUpdated):
@@ -161,11 +181,32 @@ class SqlCompiler:
                      node.source_type, *params])
         parts, params = [], []
         for child in node.nodes:
-            sql, values = self.node(child, alias)
+            sql, values = self.check(child, alias) if self.systems is not None \
+                else self.node(child, alias)
             parts.append(f"({sql})")
             params += values
         joiner = " OR " if isinstance(node, AnyOf) else " AND "
         return "(" + (joiner.join(parts) or "1") + ")", params
+
+    def check(self, node: Node, alias: str) -> Sql:
+        """A criterion checked for the one resource ``alias``: index matches through their
+        rid index, ids on the resource's own row, alternatives each so."""
+        if checkable(node):
+            return self._probe(node, alias)  # type: ignore[arg-type]
+        if isinstance(node, IdMatch) and not node.negate:
+            sql, params = _in(f"+{alias}.id", node.ids)
+            if node.types:
+                sql = f"{alias}.type IN ({', '.join('?' * len(node.types))}) AND {sql}"
+                params = [*node.types, *params]
+            return sql, params
+        if isinstance(node, AnyOf):
+            parts, params = [], []
+            for child in node.nodes:
+                sql, values = self.check(child, alias)
+                parts.append(f"({sql})")
+                params += values
+            return "(" + (" OR ".join(parts) or "0") + ")", params
+        return self.node(node, alias)
 
     def _has_probe(self, node: Has, alias: str) -> Sql:
         """``_has`` checked per resource: its references of that kind (a primary-key range
@@ -190,8 +231,11 @@ class SqlCompiler:
 
     def _probe(self, node: IndexMatch, alias: str) -> Sql:
         """An index match checked per resource (``EXISTS`` by rid), for criteria that match
-        too many rows to list: another criterion of the query drives."""
-        condition, params = self.conditions(node.any_of, lambda c: identifier(node.table, c))
+        too many rows to list: another criterion of the query drives. The target of a
+        reference is compared as a value ("+"): given a list, SQLite would otherwise probe
+        the index once per listed target for every resource checked."""
+        condition, params = self.conditions(node.any_of, lambda c: (
+            "+" if c == "target_id" else "") + identifier(node.table, c))
         return (f"EXISTS (SELECT 1 FROM {identifier(node.table)} WHERE rid = {alias}.rid "
                 f"AND pid = ? AND ({condition}))", [self.pid(node.param), *params])
 
@@ -249,10 +293,14 @@ class SqlCompiler:
         if cmp.op == "contains":
             return f"{column} LIKE ? ESCAPE '\\'", [f"%{_escape_like(cmp.value)}%"]
         if cmp.op == "in":
-            values = list(cmp.value)
-            if len(values) > LISTED_VALUES:  # one parameter, however long the list
-                return f"{column} IN (SELECT value FROM json_each(?))", [json.dumps(values)]
-            return (f"{column} IN ({', '.join('?' * len(values))})" if values else "0"), values
+            return _in(column, cmp.value)
         if cmp.op == "is-null":
             return f"{column} IS NULL", []
         raise ValueError(f"unknown operator {cmp.op}")
+
+
+def _in(column: str, values: tuple[Any, ...] | list[Any]) -> Sql:
+    """``column IN (…)``; a long list as one JSON parameter (SQLite makes it a set once)."""
+    if len(values) > LISTED_VALUES:
+        return f"{column} IN (SELECT value FROM json_each(?))", [json.dumps(list(values))]
+    return (f"{column} IN ({', '.join('?' * len(values))})" if values else "0"), list(values)

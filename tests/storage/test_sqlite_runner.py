@@ -9,6 +9,7 @@ from search_pages import lab, put_all
 
 from fhir_server.app import build_service
 from fhir_server.config import Settings
+from fhir_server.search.plan import AnyOf, Cmp, IndexMatch, Query
 from fhir_server.storage.sqlite_query import SearchRunner
 
 
@@ -46,3 +47,30 @@ def test_an_open_range_alone_with_few_matches_is_counted_then_listed(settings, l
     assert any("count(*)" in sql and "idx_quantity" in sql for sql in traced)
     assert not any('EXISTS (SELECT 1 FROM "idx_quantity" WHERE rid = r.rid' in sql
                    for sql in traced)
+
+
+def test_a_long_patient_list_finds_what_a_short_one_does(settings, client):
+    """An access tier of many patients (a long list, checked per resource beside a code,
+    or listed alone) finds exactly the observations of those patients."""
+    put_all(client, [{"resourceType": "Patient", "id": f"p{i}"} for i in range(40)])
+    put_all(client, [lab(f"o{i}", "2345-7" if i % 2 else "718-7", "2025-01-05", i,
+                         subject={"reference": f"Patient/p{i % 40}"}) for i in range(80)])
+    conn = sqlite3.connect(settings.storage.removeprefix("sqlite:///"))
+    pids = dict(conn.execute("SELECT key, pid FROM search_params"))
+    code = build_service(settings).searcher.parse(
+        ("Observation",), [("code", "2345-7")]).query.where
+    chosen = [f"p{i}" for i in range(0, 40, 3)]
+
+    def found(patients: list[str], *where) -> set[str]:
+        tier = AnyOf((IndexMatch("reference", "Observation.subject", (
+            (Cmp("target_type", "=", "Patient"), Cmp("target_id", "in", tuple(patients))),)),))
+        page = SearchRunner(conn, lambda key: pids.get(key, -1)).run(
+            Query(("Observation",), (*where, tier), count=100))
+        return {m.id for m in page.matches}
+
+    padded = chosen + [f"absent{n}" for n in range(200)]  # a long list, same patients
+    expected = {f"o{i}" for i in range(80) if f"p{i % 40}" in chosen}
+    assert found(chosen) == found(padded) == expected
+    assert found(chosen, *code) == found(padded, *code) == {
+        o for o in expected if int(o[1:]) % 2}
+    conn.close()

@@ -6,10 +6,10 @@ from datetime import UTC
 
 import pytest
 
-from fhir_server.search.plan import Chain, Cmp, Has, IdMatch, IndexMatch, Missing
+from fhir_server.search.plan import AnyOf, Chain, Cmp, Has, IdMatch, IndexMatch, Missing
 from fhir_server.search.types.date import conjunction as date_conjunction
 from fhir_server.search.values import DateRange
-from fhir_server.storage.sqlite_search import SqlCompiler, identifier
+from fhir_server.storage.sqlite_search import SqlCompiler, identifier, long_list
 
 PIDS = {"Observation.code": 1, "Observation.date": 2, "Observation.subject": 3,
         "Patient.name": 4}
@@ -110,3 +110,24 @@ def test_unitless_quantity_is_probed_when_another_criterion_drives():
         (Cmp("code", "=", "mmol/L"), Cmp("value", ">", 7)),))
     sql, _ = compiler().where((CODE, with_unit), "r")
     assert 'r.rid IN (SELECT rid FROM "idx_quantity"' in sql
+
+
+def test_a_long_list_of_patients_is_checked_per_resource_beside_a_driver():
+    """An access tier's patients (a long list) is checked for the resources another
+    criterion finds, the list held as one JSON set and the target compared as a value."""
+    patients = tuple(f"p{n}" for n in range(500))
+    tier = AnyOf((IndexMatch("reference", "Observation.subject", (
+        (Cmp("target_type", "=", "Patient"), Cmp("target_id", "in", patients)),)),))
+    assert long_list(tier) and not long_list(CODE)
+    sql, params = compiler().where((CODE, tier), "r")
+    assert sql.startswith('r.rid IN (SELECT rid FROM "idx_token"')
+    assert ('EXISTS (SELECT 1 FROM "idx_reference" WHERE rid = r.rid AND pid = ? AND '
+            '(("target_type" = ? AND +"target_id" IN (SELECT value FROM json_each(?)))))'
+            ) in sql
+    assert params[-1] == '["' + '", "'.join(patients) + '"]'
+    listed, _ = compiler().where((tier,), "r")  # alone: listed (a walk is the runner's call)
+    assert "EXISTS" not in listed
+    ids, values = SqlCompiler(lambda key: 1, lambda pid, code: None).where(
+        (IdMatch(patients, types=("Patient",)),), "r")
+    assert ids == "r.type IN (?) AND +r.id IN (SELECT value FROM json_each(?))"
+    assert values[0] == "Patient"
