@@ -499,21 +499,19 @@ class SqliteStorage:
                 conn = self._inline = self._connect()
                 conn.execute("PRAGMA busy_timeout=0")
                 conn.execute("PRAGMA wal_autocheckpoint=0")
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:
-            if error.sqlite_errorcode != sqlite3.SQLITE_BUSY:
-                raise StorageError(f"sqlite: {error}") from error
-            return None  # the lock is someone else's
-        try:
-            stored = self._apply(conn, writes, options, ())
-            conn.execute("COMMIT")
-        except sqlite3.Error as fault:
-            conn.execute("ROLLBACK")
-            raise StorageError(f"sqlite: {fault}") from fault
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        with _translate():
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                if error.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+                    return None  # the lock is someone else's
+                raise
+            try:
+                stored = self._apply(conn, writes, options, ())
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
         if self._group_observer is not None:
             self._group_observer(1)
         self._inline_commits += 1

@@ -13,6 +13,7 @@ from typing import Any
 
 from fhir_server.search.plan import (
     TABLES,
+    AllOf,
     AnyOf,
     Chain,
     Cmp,
@@ -179,14 +180,20 @@ class SqlCompiler:
                     f"{inner}.deleted = 0 AND {where}))",
                     [node.target_type, self.pid(node.param), node.target_type,
                      node.source_type, *params])
+        return self._joined(node, alias, self.check if self.systems is not None
+                            else self.node)
+
+    @staticmethod
+    def _joined(node: AnyOf | AllOf, alias: str, each: Callable[[Node, str], Sql],
+                empty: str = "1") -> Sql:
+        """The children of ``node``, each compiled by ``each``, joined by OR or AND."""
         parts, params = [], []
         for child in node.nodes:
-            sql, values = self.check(child, alias) if self.systems is not None \
-                else self.node(child, alias)
+            sql, values = each(child, alias)
             parts.append(f"({sql})")
             params += values
         joiner = " OR " if isinstance(node, AnyOf) else " AND "
-        return "(" + (joiner.join(parts) or "1") + ")", params
+        return "(" + (joiner.join(parts) or empty) + ")", params
 
     def check(self, node: Node, alias: str) -> Sql:
         """A criterion checked for the one resource ``alias``: index matches through their
@@ -196,16 +203,11 @@ class SqlCompiler:
         if isinstance(node, IdMatch) and not node.negate:
             sql, params = _in(f"+{alias}.id", node.ids)
             if node.types:
-                sql = f"{alias}.type IN ({', '.join('?' * len(node.types))}) AND {sql}"
-                params = [*node.types, *params]
+                kinds, types = self.node(OfType(node.types), alias)
+                sql, params = f"{kinds} AND {sql}", [*types, *params]
             return sql, params
         if isinstance(node, AnyOf):
-            parts, params = [], []
-            for child in node.nodes:
-                sql, values = self.check(child, alias)
-                parts.append(f"({sql})")
-                params += values
-            return "(" + (" OR ".join(parts) or "0") + ")", params
+            return self._joined(node, alias, self.check, empty="0")
         return self.node(node, alias)
 
     def _has_probe(self, node: Has, alias: str) -> Sql:
